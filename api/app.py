@@ -1,0 +1,53 @@
+"""The FastAPI app factory. No import-time singletons: everything hangs off ``create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.problems import Problem, install_problem_handlers
+from api.routes import log as log_routes
+from api.schemas import BatchIn, EntryIn
+from api.settings import ApiSettings
+from ledger.log import Ledger
+from ledger.service import open_ledger
+
+DESCRIPTION = """
+partsledger is an append-only, hash-chained, Ed25519-signed ledger of automotive
+aftermarket parts. Every accepted write returns a receipt (a signed C2SP
+checkpoint and an RFC 9162 inclusion proof); every error is an RFC 9457
+problem document with a stable `code`.
+"""
+
+
+def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
+    """Build the ASGI app. Pass ``ledger`` to serve an already-open ledger (tests, benchmarks)."""
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "ledger", None) is None:
+            app.state.ledger = open_ledger(settings.ledger)
+        yield
+
+    app = FastAPI(title="partsledger", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.ledger = ledger
+    install_problem_handlers(app)
+    app.include_router(log_routes.router)
+
+    # Models used only through openapi_extra must still be in components.
+    def _openapi_models() -> None:
+        schema = app.openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (EntryIn, BatchIn, Problem):
+            if model.__name__ not in components:
+                components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+    _openapi_models()
+    return app
+
+
+__all__ = ["create_app"]

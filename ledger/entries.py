@@ -1,0 +1,264 @@
+"""Entries and records (SPEC §3.2–§3.3).
+
+An **entry** is what an actor signs::
+
+    {"v": 1, "origin": "<log origin>", "type": "<event type>",
+     "org": "<actor org id>", "kid": "<actor key id>",
+     "time": "2026-11-28T12:00:00Z", "nonce": "<base64url, 16 random bytes>",
+     "body": {...}}
+
+A **signed entry** is ``{"entry": {...}, "sig": "<base64 Ed25519 signature>"}``
+where the signature covers ``"partsledger/v1/entry\\n" || JCS(entry)``.
+The entry id is ``hex(SHA-256(JCS(entry)))``.
+
+A **record** is what the log stores::
+
+    {"v": 1, "seq": n, "prev": "<base64 leaf hash of record n-1>",
+     "logged": "<server time>", "entry": {...}, "sig": "..."}
+
+Its leaf hash is ``SHA-256(0x00 || JCS(record))``: the hash-chain link and the
+Merkle leaf at once. Genesis (seq 0) has ``prev`` = 32 zero bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.canonical import canonical_bytes, parse_json
+from ledger.errors import InvalidInput
+from ledger.keys import KeyPair, b64decode, b64encode, b64url_encode, verify_signature
+
+FORMAT_VERSION = 1
+ZERO_HASH = bytes(32)
+
+ENTRY_FIELDS = frozenset({"v", "origin", "type", "org", "kid", "time", "nonce", "body"})
+RECORD_FIELDS = frozenset({"v", "seq", "prev", "logged", "entry", "sig"})
+
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_ORG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+_KID_RE = re.compile(r"^[0-9a-f]{32}$")
+_NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+def utc_now() -> str:
+    """The current time as an RFC 3339 UTC string with second precision."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise InvalidInput("times must be timezone-aware", code="invalid_time")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any, *, field: str = "time") -> datetime:
+    """Parse an RFC 3339 UTC time of the form ``2026-11-28T12:00:00Z`` (fractions allowed)."""
+    if not isinstance(text, str) or not _TIME_RE.match(text):
+        raise InvalidInput(
+            f"{field}: expected an RFC 3339 UTC time like 2026-11-28T12:00:00Z", code="invalid_time", field=field
+        )
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(f"{field}: {text!r} is not a real date and time", code="invalid_time", field=field) from None
+
+
+def is_valid_org_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_ORG_RE.match(value))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A validated, parsed entry together with its canonical bytes."""
+
+    data: dict[str, Any]
+    canonical: bytes
+
+    @property
+    def entry_id(self) -> str:
+        return hashlib.sha256(self.canonical).hexdigest()
+
+    @property
+    def type(self) -> str:
+        return str(self.data["type"])
+
+    @property
+    def org(self) -> str:
+        return str(self.data["org"])
+
+    @property
+    def kid(self) -> str:
+        return str(self.data["kid"])
+
+    @property
+    def origin(self) -> str:
+        return str(self.data["origin"])
+
+    @property
+    def time(self) -> str:
+        return str(self.data["time"])
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body = self.data["body"]
+        assert isinstance(body, dict)
+        return body
+
+
+@dataclass(frozen=True)
+class SignedEntry:
+    entry: Entry
+    signature: bytes
+
+    @property
+    def entry_id(self) -> str:
+        return self.entry.entry_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry": self.entry.data, "sig": b64encode(self.signature)}
+
+    def verify(self, public_key: bytes) -> None:
+        verify_signature(public_key, "entry", self.entry.canonical, self.signature)
+
+
+def validate_entry(data: Any) -> Entry:
+    """Check an entry's envelope fields (not its body, which the event catalogue checks)."""
+    if not isinstance(data, dict):
+        raise InvalidInput("entry: expected a JSON object", code="invalid_entry", field="entry")
+    missing = sorted(ENTRY_FIELDS - data.keys())
+    if missing:
+        raise InvalidInput(f"entry: missing field(s) {', '.join(missing)}", code="invalid_entry", field=missing[0])
+    extra = sorted(data.keys() - ENTRY_FIELDS)
+    if extra:
+        raise InvalidInput(f"entry: unknown field(s) {', '.join(extra)}", code="invalid_entry", field=extra[0])
+    if data["v"] != FORMAT_VERSION or isinstance(data["v"], bool):
+        raise InvalidInput(f"entry.v: only format version {FORMAT_VERSION} is supported", code="unsupported_version",
+                           field="v")
+    if not isinstance(data["origin"], str) or not data["origin"]:
+        raise InvalidInput("entry.origin: expected the log's origin string", code="invalid_entry", field="origin")
+    if not isinstance(data["type"], str) or not _TYPE_RE.match(data["type"]):
+        raise InvalidInput("entry.type: expected a dotted event type such as part.commission", code="invalid_entry",
+                           field="type")
+    if not is_valid_org_id(data["org"]):
+        raise InvalidInput("entry.org: expected an org id of 3–64 characters a-z, 0-9 and '-'", code="invalid_entry",
+                           field="org")
+    if not isinstance(data["kid"], str) or not _KID_RE.match(data["kid"]):
+        raise InvalidInput("entry.kid: expected a 32-hex-digit key id", code="invalid_entry", field="kid")
+    parse_time(data["time"], field="entry.time")
+    if not isinstance(data["nonce"], str) or not _NONCE_RE.match(data["nonce"]):
+        raise InvalidInput("entry.nonce: expected 16–64 base64url characters", code="invalid_entry", field="nonce")
+    if not isinstance(data["body"], dict):
+        raise InvalidInput("entry.body: expected a JSON object", code="invalid_body", field="body")
+    return Entry(data=data, canonical=canonical_bytes(data))
+
+
+def parse_signed_entry(data: Any) -> SignedEntry:
+    """Parse ``{"entry": {...}, "sig": "..."}``; signature is not verified here."""
+    if not isinstance(data, dict):
+        raise InvalidInput("expected a JSON object with 'entry' and 'sig'", code="invalid_entry")
+    if set(data.keys()) != {"entry", "sig"}:
+        raise InvalidInput("a signed entry has exactly the fields 'entry' and 'sig'", code="invalid_entry")
+    entry = validate_entry(data["entry"])
+    sig = b64decode(data["sig"], field="sig", size=64)
+    return SignedEntry(entry=entry, signature=sig)
+
+
+def build_entry(*, origin: str, type: str, org: str, kid: str, body: dict[str, Any], time: str | None = None,
+                nonce: str | None = None) -> Entry:
+    data = {
+        "v": FORMAT_VERSION,
+        "origin": origin,
+        "type": type,
+        "org": org,
+        "kid": kid,
+        "time": time or utc_now(),
+        "nonce": nonce or b64url_encode(secrets.token_bytes(16)),
+        "body": body,
+    }
+    return validate_entry(data)
+
+
+def sign_entry(entry: Entry, key: KeyPair) -> SignedEntry:
+    return SignedEntry(entry=entry, signature=key.sign("entry", entry.canonical))
+
+
+def make_signed_entry(key: KeyPair, *, origin: str, type: str, org: str, body: dict[str, Any],
+                      time: str | None = None, nonce: str | None = None) -> SignedEntry:
+    """Build and sign an entry in one step (clients and the demo use this)."""
+    entry = build_entry(origin=origin, type=type, org=org, kid=key.kid, body=body, time=time, nonce=nonce)
+    return sign_entry(entry, key)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as stored: its exact canonical bytes and what they say."""
+
+    seq: int
+    prev: bytes
+    logged: str
+    signed: SignedEntry
+    canonical: bytes
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return hashlib.sha256(b"\x00" + self.canonical).digest()
+
+    @property
+    def entry(self) -> Entry:
+        return self.signed.entry
+
+    def to_json(self) -> dict[str, Any]:
+        return parse_json(self.canonical)  # type: ignore[no-any-return]
+
+
+def build_record(seq: int, prev: bytes, logged: str, signed: SignedEntry) -> Record:
+    data = {
+        "v": FORMAT_VERSION,
+        "seq": seq,
+        "prev": b64encode(prev),
+        "logged": logged,
+        "entry": signed.entry.data,
+        "sig": b64encode(signed.signature),
+    }
+    return Record(seq=seq, prev=prev, logged=logged, signed=signed, canonical=canonical_bytes(data))
+
+
+def parse_record(raw: bytes) -> Record:
+    """Parse stored record bytes, checking that they are exactly canonical."""
+    data = parse_json(raw)
+    if not isinstance(data, dict) or set(data.keys()) != RECORD_FIELDS:
+        raise InvalidInput("record: expected fields v, seq, prev, logged, entry, sig", code="integrity")
+    if canonical_bytes(data) != raw:
+        raise InvalidInput("record: bytes are not in canonical form", code="integrity")
+    if data["v"] != FORMAT_VERSION or not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
+        raise InvalidInput("record: bad version or sequence number", code="integrity")
+    prev = b64decode(data["prev"], field="record.prev", size=32)
+    parse_time(data["logged"], field="record.logged")
+    signed = parse_signed_entry({"entry": data["entry"], "sig": data["sig"]})
+    return Record(seq=data["seq"], prev=prev, logged=data["logged"], signed=signed, canonical=raw)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ZERO_HASH",
+    "Entry",
+    "Record",
+    "SignedEntry",
+    "build_entry",
+    "build_record",
+    "format_time",
+    "is_valid_org_id",
+    "make_signed_entry",
+    "parse_record",
+    "parse_signed_entry",
+    "parse_time",
+    "sign_entry",
+    "utc_now",
+    "validate_entry",
+]

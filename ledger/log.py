@@ -1,0 +1,368 @@
+"""The verifiable log (SPEC §3.2–§3.6): append, receipts, checkpoints, proofs.
+
+:class:`Ledger` is the one place where entries become records. An append
+runs in one writing transaction that holds the append lock from reading the
+head to committing:
+
+1. read the head (last seq and leaf hash) inside the lock — never cached;
+2. for each entry: drop exact duplicates (same entry id → the original
+   receipt), check origin, key, signature and clock skew, run the event
+   handler (policy + projections), build the record, chain it, store it and
+   its new Merkle nodes;
+3. compute the new root from stored complete subtrees, sign a checkpoint
+   (C2SP signed note) and store it;
+4. commit; only then are receipts handed out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlmodel import Session, col
+
+from ledger import merkle
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.domain import Context, FlagNote, get_handler
+from ledger.entries import ZERO_HASH, Record, SignedEntry, build_record, parse_record, parse_time, utc_now
+from ledger.errors import InvalidInput, LedgerError, NotFound, PolicyRejected, SignatureError
+from ledger.keys import KeyPair, b64encode
+from ledger.note import Signer
+from ledger.storage.db import Database
+from ledger.storage.domain_tables import LedgerFlag
+from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
+from ledger.storage.state import StateStore
+
+
+@dataclass(frozen=True)
+class ClockPolicy:
+    """How far an actor's claimed time may differ from the server's logging time."""
+
+    max_future: timedelta = timedelta(minutes=10)
+    max_past: timedelta = timedelta(days=30)  # workshops offline for weeks still sync
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Portable evidence that an entry is in the log (SPEC §3.6)."""
+
+    seq: int
+    entry_id: str
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint: str
+    inclusion_proof: list[bytes]
+    duplicate: bool = False
+    flags: list[FlagNote] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "entry_id": self.entry_id,
+            "leaf_hash": b64encode(self.leaf_hash),
+            "tree_size": self.tree_size,
+            "checkpoint": self.checkpoint,
+            "inclusion_proof": merkle.encode_proof(self.inclusion_proof),
+            "duplicate": self.duplicate,
+            "flags": [
+                {"kind": f.kind, "subject": f.subject, "message": f.message, "org_id": f.org_id} for f in self.flags
+            ],
+        }
+
+
+class BatchRejected(LedgerError):
+    """One entry of a batch was rejected; nothing of the batch was appended."""
+
+    def __init__(self, index: int, error: LedgerError) -> None:
+        super().__init__(f"entry {index}: {error.message}", code=error.code, field=error.field,
+                         details={"index": index, **error.details})
+        self.index = index
+        self.error = error
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+
+
+class _NodeCache:
+    """A per-transaction view of stored Merkle nodes plus those written in this transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.nodes: dict[merkle.NodeKey, bytes] = {}
+
+    def get(self, keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
+        missing = [k for k in dict.fromkeys(keys) if k not in self.nodes]
+        for start in range(0, len(missing), 400):
+            chunk = missing[start:start + 400]
+            rows = self.session.execute(
+                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+                    tuple_(NODES.c.level, NODES.c.idx).in_(chunk)
+                )
+            ).all()
+            for level, idx, digest in rows:
+                self.nodes[(int(level), int(idx))] = bytes(digest)
+        return {k: self.nodes[k] for k in keys if k in self.nodes}
+
+
+class Ledger:
+    """The log service. Thread-safe: every call opens its own transaction."""
+
+    def __init__(self, db: Database, *, origin: str, log_key: KeyPair,
+                 clock: Callable[[], str] = utc_now, clock_policy: ClockPolicy | None = None) -> None:
+        if not origin or "\n" in origin:
+            raise InvalidInput("the log origin must be one non-empty line")
+        self.db = db
+        self.origin = origin
+        self._signer = Signer(origin, log_key.signing_key)
+        self.clock = clock
+        self.clock_policy = clock_policy or ClockPolicy()
+
+    # keys -------------------------------------------------------------------
+    @property
+    def verifier_key(self) -> str:
+        """The log's public key in C2SP note verifier-key format."""
+        return self._signer.verifier_key()
+
+    # appending -----------------------------------------------------------------
+    def append(self, signed: SignedEntry) -> Receipt:
+        """Append one entry; raises the :class:`LedgerError` that rejected it."""
+        try:
+            return self.append_batch([signed])[0]
+        except BatchRejected as exc:
+            raise exc.error from None
+
+    def append_batch(self, items: Sequence[SignedEntry]) -> list[Receipt]:
+        """Append ``items`` in order in one transaction, all or nothing.
+
+        Raises :class:`BatchRejected` naming the first rejected entry; then nothing is appended.
+        """
+        if not items:
+            raise InvalidInput("a batch needs at least one entry", code="invalid_entry")
+        with self.db.write() as session:
+            state = StateStore(session)
+            cache = _NodeCache(session)
+            head = session.execute(
+                select(RECORDS.c.seq, RECORDS.c.leaf_hash).order_by(RECORDS.c.seq.desc()).limit(1)
+            ).first()
+            size = 0 if head is None else int(head[0]) + 1
+            prev = ZERO_HASH if head is None else bytes(head[1])
+            ids = [item.entry_id for item in items]
+            known: dict[str, int] = {}
+            for start in range(0, len(ids), 500):
+                rows = session.execute(
+                    select(RECORDS.c.entry_id, RECORDS.c.seq).where(
+                        RECORDS.c.entry_id.in_(ids[start:start + 500])
+                    )
+                ).all()
+                known.update({str(r[0]): int(r[1]) for r in rows})
+            placed: list[tuple[int, bool, list[FlagNote]]] = []
+            first_new = size
+            for index, item in enumerate(items):
+                if item.entry_id in known:
+                    placed.append((known[item.entry_id], True, []))
+                    continue
+                logged = self.clock()
+                try:
+                    ctx = self._admit(state, item, size, logged)
+                except LedgerError as exc:
+                    raise BatchRejected(index, exc) from None
+                record = build_record(size, prev, logged, item)
+                leaf = record.leaf_hash
+                session.execute(insert(RECORDS).values(
+                    seq=size, entry_id=item.entry_id, prev_hash=prev, leaf_hash=leaf, entry_type=item.entry.type,
+                    org_id=item.entry.org, logged_at=logged, record=record.canonical,
+                ))
+                new_nodes = merkle.nodes_for_append(size, leaf, cache.get)
+                session.execute(insert(NODES), [{"level": k[0], "idx": k[1], "hash": h} for k, h in new_nodes])
+                cache.nodes.update(new_nodes)
+                known[item.entry_id] = size
+                placed.append((size, False, ctx.flags))
+                prev = leaf
+                size += 1
+            if size > first_new:
+                root = merkle.root_hash(size, cache.get)
+                note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
+                session.execute(insert(CHECKPOINTS).values(size=size, root=root, note=note,
+                                                             created_at=self.clock()))
+            receipts = [self._receipt(session, cache, seq, dup, flags) for seq, dup, flags in placed]
+        return receipts
+
+    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
+        entry = item.entry
+        if entry.origin != self.origin:
+            raise InvalidInput(f"entry.origin {entry.origin!r} is not this log ({self.origin!r})",
+                               code="wrong_origin", field="origin")
+        if seq == 0:
+            if entry.type != "log.genesis":
+                raise PolicyRejected("the first record must be log.genesis", code="role_forbidden")
+            keys = entry.body.get("public_keys")
+            public = None
+            if isinstance(keys, list):
+                from ledger.keys import b64decode, key_id
+
+                for raw in keys:
+                    candidate = b64decode(raw, field="body.public_keys[]", size=32)
+                    if key_id(candidate) == entry.kid:
+                        public = candidate
+            if public is None:
+                raise SignatureError("genesis must be signed by a key it registers", code="unknown_key", field="kid")
+            item.verify(public)
+        else:
+            org = state.get_org(entry.org)
+            if org is None:
+                raise SignatureError(f"org {entry.org} is not registered", code="unknown_org", field="org")
+            key = state.get_key(entry.kid)
+            if key is None or key.org_id != entry.org:
+                raise SignatureError(f"key {entry.kid} is not a registered key of org {entry.org}",
+                                     code="unknown_key", field="kid")
+            if key.revoked_seq is not None:
+                raise SignatureError(f"key {entry.kid} was revoked at seq {key.revoked_seq}", code="revoked_key",
+                                     field="kid")
+            item.verify(bytes(key.public_key))
+        self._check_clock(entry.time, logged)
+        ctx = Context(state=state, entry=entry, seq=seq, logged=logged)
+        get_handler(entry.type)(ctx)
+        return ctx
+
+    def _check_clock(self, claimed: str, logged: str) -> None:
+        claimed_at = parse_time(claimed, field="entry.time")
+        logged_at = parse_time(logged, field="logged")
+        if claimed_at > logged_at + self.clock_policy.max_future:
+            raise PolicyRejected(
+                f"entry.time {claimed} is more than {self.clock_policy.max_future} ahead of the log's clock ({logged})",
+                code="clock_skew", field="time")
+        if claimed_at < logged_at - self.clock_policy.max_past:
+            raise PolicyRejected(
+                f"entry.time {claimed} is more than {self.clock_policy.max_past.days} days behind the log's clock",
+                code="clock_skew", field="time")
+
+    def _receipt(self, session: Session, cache: _NodeCache, seq: int, duplicate: bool,
+                 flags: list[FlagNote]) -> Receipt:
+        row = session.execute(select(RECORDS.c.entry_id, RECORDS.c.leaf_hash).where(RECORDS.c.seq == seq)).one()
+        cp = session.execute(
+            select(CHECKPOINTS.c.size, CHECKPOINTS.c.note).where(CHECKPOINTS.c.size > seq)
+            .order_by(CHECKPOINTS.c.size).limit(1)
+        ).one()
+        if duplicate:
+            flag_rows = session.execute(
+                select(LedgerFlag).where(col(LedgerFlag.entry_id) == row[0]).order_by(col(LedgerFlag.id))
+            ).scalars().all()
+            flags = [FlagNote(kind=f.kind, subject=f.subject, message=f.message, org_id=f.org_id) for f in flag_rows]
+        tree_size = int(cp[0])
+        return Receipt(
+            seq=seq,
+            entry_id=str(row[0]),
+            leaf_hash=bytes(row[1]),
+            tree_size=tree_size,
+            checkpoint=str(cp[1]),
+            inclusion_proof=merkle.inclusion_proof(seq, tree_size, cache.get),
+            duplicate=duplicate,
+            flags=flags,
+        )
+
+    # reading -------------------------------------------------------------------
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self.db.read() as session:
+            row = session.execute(
+                select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+                .order_by(CHECKPOINTS.c.size.desc()).limit(1)
+            ).first()
+        return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint:
+        with self.db.read() as session:
+            row = session.execute(
+                select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+                .where(CHECKPOINTS.c.size == size)
+            ).first()
+        if row is None:
+            raise NotFound(f"no checkpoint of size {size}", field="size")
+        return StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
+
+    def size(self) -> int:
+        cp = self.latest_checkpoint()
+        return 0 if cp is None else cp.size
+
+    def record(self, seq: int) -> Record:
+        with self.db.read() as session:
+            raw = session.execute(select(RECORDS.c.record).where(RECORDS.c.seq == seq)).scalar_one_or_none()
+        if raw is None:
+            raise NotFound(f"no record with seq {seq}", field="seq")
+        return parse_record(bytes(raw))
+
+    def raw_records(self, start: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+        """``(seq, canonical record bytes, leaf hash)`` for ``start <= seq < start+limit``."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(RECORDS.c.seq, RECORDS.c.record, RECORDS.c.leaf_hash)
+                .where(RECORDS.c.seq >= start).order_by(RECORDS.c.seq).limit(limit)
+            ).all()
+        return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def iter_raw_records(self, page: int = 1000) -> Iterator[tuple[int, bytes, bytes]]:
+        start = 0
+        while True:
+            rows = self.raw_records(start, page)
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1][0] + 1
+
+    def seq_of(self, entry_id: str) -> int:
+        with self.db.read() as session:
+            seq = session.execute(select(RECORDS.c.seq).where(RECORDS.c.entry_id == entry_id)).scalar_one_or_none()
+        if seq is None:
+            raise NotFound(f"no entry with id {entry_id}", field="entry_id")
+        return int(seq)
+
+    def _check_size(self, size: int, current: int, name: str) -> None:
+        if size < 0:
+            raise InvalidInput(f"{name} must be ≥ 0", code="invalid_field", field=name)
+        if size > current:
+            raise InvalidInput(f"{name}={size} is beyond the current tree size {current}", code="invalid_field",
+                               field=name)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> tuple[int, bytes, list[bytes]]:
+        """``(tree_size, leaf_hash, proof)`` for record ``seq`` in the tree of ``size`` (default: latest)."""
+        with self.db.read() as session:
+            current = self._current_size(session)
+            tree_size = current if size is None else size
+            self._check_size(tree_size, current, "size")
+            if not 0 <= seq < tree_size:
+                raise InvalidInput(f"seq must be in [0, {tree_size})", code="invalid_field", field="seq")
+            cache = _NodeCache(session)
+            leaf = cache.get([(0, seq)]).get((0, seq))
+            if leaf is None:
+                raise NotFound(f"no record with seq {seq}", field="seq")
+            return tree_size, leaf, merkle.inclusion_proof(seq, tree_size, cache.get)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> tuple[int, int, list[bytes]]:
+        with self.db.read() as session:
+            current = self._current_size(session)
+            new_size = current if new is None else new
+            self._check_size(new_size, current, "to")
+            self._check_size(old, new_size, "from")
+            return old, new_size, merkle.consistency_proof(old, new_size, _NodeCache(session).get)
+
+    def root_at(self, size: int) -> bytes:
+        with self.db.read() as session:
+            current = self._current_size(session)
+            self._check_size(size, current, "size")
+            return merkle.root_hash(size, _NodeCache(session).get)
+
+    @staticmethod
+    def _current_size(session: Session) -> int:
+        size = session.execute(
+            select(CHECKPOINTS.c.size).order_by(CHECKPOINTS.c.size.desc()).limit(1)
+        ).scalar_one_or_none()
+        return 0 if size is None else int(size)
+
+
+__all__ = ["BatchRejected", "ClockPolicy", "Ledger", "Receipt", "StoredCheckpoint"]

@@ -1,0 +1,117 @@
+"""The database seam: engines, sessions, the append lock and migrations.
+
+SQLite (embedded default) runs in WAL mode with ``synchronous=FULL``; every
+writing transaction starts with ``BEGIN IMMEDIATE`` so that two appenders can
+never both read the same head (a deferred ``BEGIN`` that reads then writes
+forks or fails). Readers use a separate engine with deferred transactions so
+scans never wait for the writer.
+
+PostgreSQL (production) takes a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``) at the start of every appending transaction and
+then reads the head inside it; no head is ever cached between transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+APPEND_LOCK_KEY = 0x70617274736C6467  # "partsldg"
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` URLs and use psycopg 3; pass others through."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, emit BEGIN (the documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """One logical database: a writer engine, a reader engine, migrations."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000,
+                 deferred_sqlite_writes: bool = False, lock_appends: bool = True) -> None:
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        self.lock_appends = lock_appends
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # ``deferred_sqlite_writes`` exists only so tests can show that a
+            # deferred BEGIN forks or fails under concurrency (a negative control).
+            self.writer = _sqlite_engine(self.url, immediate=not deferred_sqlite_writes,
+                                         busy_timeout_ms=busy_timeout_ms)
+            self.reader = _sqlite_engine(self.url, immediate=False, busy_timeout_ms=busy_timeout_ms)
+        elif self.dialect == "postgresql":
+            self.writer = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.reader = self.writer
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql://")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A writing transaction that holds the append lock until it commits or rolls back.
+
+        Commits on normal exit (durably: WAL + synchronous=FULL on SQLite,
+        default fsync on PostgreSQL); rolls back on any exception.
+        """
+        with Session(self.writer, expire_on_commit=False) as session:
+            with session.begin():
+                if self.dialect == "postgresql" and self.lock_appends:
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY})
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (deferred on SQLite, so it never blocks the writer)."""
+        with Session(self.reader, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from ledger.storage.migrate import upgrade_to_head
+
+        upgrade_to_head(self)
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+__all__ = ["APPEND_LOCK_KEY", "Database", "normalize_url"]

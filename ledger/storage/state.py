@@ -1,0 +1,79 @@
+"""The repository the domain writes its projections through.
+
+Event handlers never touch SQL or sessions: they call these methods. The
+same store serves live appends and replay, so replayed state equals live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
+
+
+class StateStore:
+    """Reads and writes the projection tables inside the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # orgs -----------------------------------------------------------------
+    def get_org(self, org_id: str) -> Org | None:
+        return self.session.get(Org, org_id)
+
+    def add_org(self, org: Org) -> None:
+        self.session.add(org)
+        self.session.flush()
+
+    def list_orgs(self, *, kind: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Org]:
+        stmt = select(Org).order_by(col(Org.registered_seq))
+        if kind is not None:
+            stmt = stmt.where(col(Org.kind) == kind)
+        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+
+    # keys -----------------------------------------------------------------
+    def get_key(self, kid: str) -> OrgKey | None:
+        return self.session.get(OrgKey, kid)
+
+    def add_key(self, key: OrgKey) -> None:
+        self.session.add(key)
+        self.session.flush()
+
+    def keys_of(self, org_id: str) -> Sequence[OrgKey]:
+        stmt = select(OrgKey).where(col(OrgKey.org_id) == org_id).order_by(col(OrgKey.added_seq))
+        return self.session.execute(stmt).scalars().all()
+
+    def revoke_key(self, kid: str, seq: int, compromised_at: str | None) -> None:
+        key = self.session.get(OrgKey, kid)
+        if key is None:
+            raise KeyError(kid)
+        key.revoked_seq = seq
+        key.compromised_at = compromised_at
+        self.session.add(key)
+        self.session.flush()
+
+    # flags ----------------------------------------------------------------
+    def add_flag(self, *, seq: int, entry_id: str, kind: str, subject: str, org_id: str | None, message: str) -> None:
+        self.session.add(LedgerFlag(seq=seq, entry_id=entry_id, kind=kind, subject=subject, org_id=org_id,
+                                    message=message))
+        self.session.flush()
+
+    def flags(self, *, subject: str | None = None, org_id: str | None = None, kind: str | None = None,
+              offset: int = 0, limit: int = 100) -> Sequence[LedgerFlag]:
+        stmt = select(LedgerFlag).order_by(col(LedgerFlag.seq), col(LedgerFlag.id))
+        if subject is not None:
+            stmt = stmt.where(col(LedgerFlag.subject) == subject)
+        if org_id is not None:
+            stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
+        if kind is not None:
+            stmt = stmt.where(col(LedgerFlag.kind) == kind)
+        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A projection row as a plain dict (for APIs and replay comparison)."""
+    return {column.name: getattr(row, column.name) for column in row.__table__.columns}

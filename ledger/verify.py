@@ -1,0 +1,252 @@
+"""Integrity check of a stored ledger (``partsledger verify --db URL``).
+
+Recomputes, from the stored bytes alone: every record's canonical form, leaf
+hash, entry id and hash-chain link; every entry signature under the keys the
+log itself registered (as of that record's position); every stored Merkle
+node from its children; and the root of every stored checkpoint, whose
+signature is checked against the log key. Memory stays flat in the size of
+the ledger (records are streamed; the Merkle state is a compact range).
+
+The first problem raises :class:`~ledger.errors.IntegrityError` naming the
+first bad sequence number and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ledger import merkle
+from ledger.checkpoint import parse_checkpoint_body
+from ledger.entries import ZERO_HASH, Record, parse_record
+from ledger.errors import IntegrityError, LedgerError
+from ledger.keys import b64decode, key_id
+from ledger.note import open_note, parse_verifier_key
+from ledger.storage.db import Database
+from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
+
+PAGE = 2000
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    checkpoints: int = 0
+    nodes: int = 0
+    signatures: int = 0
+    root: bytes = merkle.EMPTY_ROOT
+    origin: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Key:
+    org: str
+    public_key: bytes
+    revoked_seq: int | None = None
+
+
+class KeyTracker:
+    """Follows org/key events so that each signature is judged by the keys valid at its position."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, _Key] = {}
+
+    def check_and_update(self, record: Record) -> None:
+        entry = record.entry
+        seq = record.seq
+        body = entry.body
+        if seq == 0:
+            if entry.type != "log.genesis":
+                raise IntegrityError("record 0 is not log.genesis", seq=0)
+            self._register(str(entry.org), body.get("public_keys"), seq)
+        key = self.keys.get(entry.kid)
+        if key is None or key.org != entry.org:
+            raise IntegrityError(f"record {seq}: signed by key {entry.kid}, which is not a registered key of "
+                                 f"org {entry.org} at this position", seq=seq)
+        if key.revoked_seq is not None and key.revoked_seq < seq:
+            raise IntegrityError(f"record {seq}: signed by key {entry.kid}, revoked at seq {key.revoked_seq}", seq=seq)
+        try:
+            record.signed.verify(key.public_key)
+        except LedgerError:
+            raise IntegrityError(f"record {seq}: bad signature", seq=seq) from None
+        if seq == 0:
+            return
+        if entry.type == "org.register":
+            self._register(str(body.get("org_id")), body.get("public_keys"), seq)
+        elif entry.type == "key.add":
+            self._register(str(body.get("org_id")), [body.get("public_key")], seq)
+        elif entry.type == "key.revoke":
+            revoked = self.keys.get(str(body.get("kid")))
+            if revoked is not None and revoked.revoked_seq is None:
+                revoked.revoked_seq = seq
+
+    def _register(self, org: str, raw_keys: object, seq: int) -> None:
+        if not isinstance(raw_keys, list):
+            raise IntegrityError(f"record {seq}: registers no keys", seq=seq)
+        for raw in raw_keys:
+            try:
+                public = b64decode(raw, field="public_key", size=32)
+            except LedgerError:
+                raise IntegrityError(f"record {seq}: malformed public key", seq=seq) from None
+            self.keys.setdefault(key_id(public), _Key(org=org, public_key=public))
+
+
+def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) -> Iterator[Any]:
+    with db.read() as session:
+        result = session.execute(select(*columns).order_by(order()))
+        while True:
+            rows = result.fetchmany(PAGE)
+            if not rows:
+                return
+            yield from (tuple(r) for r in rows)
+
+
+def verify_database(db: Database, *, verifier_key: str | None = None, expected_origin: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Verify everything stored in ``db``; raise :class:`IntegrityError` at the first problem."""
+    report = VerifyReport()
+    with db.read() as session:
+        checkpoints = [
+            (int(r[0]), bytes(r[1]), str(r[2]))
+            for r in session.execute(
+                select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+                .order_by(CHECKPOINTS.c.size)
+            ).all()
+        ]
+        record_count = int(session.execute(select(func.count()).select_from(RECORDS)).scalar_one())
+    verifier = parse_verifier_key(verifier_key) if verifier_key else None
+    origin = expected_origin
+    for size, root, note_text in checkpoints:
+        if verifier is not None:
+            try:
+                note = open_note(note_text, [verifier])
+            except LedgerError as exc:
+                raise IntegrityError(f"checkpoint of size {size}: signature does not verify ({exc})",
+                                     seq=max(size - 1, 0)) from None
+            body_text = note.text
+        else:
+            body_text = note_text.split("\n\n", 1)[0] + "\n"
+        try:
+            cp = parse_checkpoint_body(body_text)
+        except LedgerError as exc:
+            raise IntegrityError(f"checkpoint of size {size}: malformed ({exc})", seq=max(size - 1, 0)) from None
+        if cp.size != size or cp.root != root:
+            raise IntegrityError(f"checkpoint of size {size}: stored size/root differ from its signed body",
+                                 seq=max(size - 1, 0))
+        if origin is None:
+            origin = cp.origin
+        elif cp.origin != origin:
+            raise IntegrityError(f"checkpoint of size {size}: origin {cp.origin!r} is not {origin!r}",
+                                 seq=max(size - 1, 0))
+    report.origin = origin
+    del record_count
+    pending = iter(checkpoints)
+    next_cp = next(pending, None)
+    compact = merkle.CompactRange()
+    keys = KeyTracker()
+    prev = ZERO_HASH
+    expected = 0
+    for seq_o, entry_id_o, prev_o, leaf_o, raw_o in _stream(
+        db, lambda: RECORDS.c.seq,
+        (RECORDS.c.seq, RECORDS.c.entry_id, RECORDS.c.prev_hash, RECORDS.c.leaf_hash, RECORDS.c.record),
+    ):
+        seq = int(seq_o)
+        if seq != expected:
+            raise IntegrityError(f"gap: record {expected} is missing (next stored record is {seq})", seq=expected)
+        raw = bytes(raw_o)
+        try:
+            record = parse_record(raw)
+        except LedgerError as exc:
+            raise IntegrityError(f"record {seq}: stored bytes are not a valid canonical record ({exc})",
+                                 seq=seq) from None
+        if record.seq != seq:
+            raise IntegrityError(f"record {seq}: its bytes say seq {record.seq} (records reordered or swapped)",
+                                 seq=seq)
+        if record.prev != prev:
+            raise IntegrityError(f"record {seq}: broken hash chain (prev does not match record {seq - 1})", seq=seq)
+        leaf = record.leaf_hash
+        if bytes(leaf_o) != leaf or bytes(prev_o) != prev:
+            raise IntegrityError(f"record {seq}: stored leaf/prev hash does not match its bytes", seq=seq)
+        if str(entry_id_o) != hashlib.sha256(record.entry.canonical).hexdigest():
+            raise IntegrityError(f"record {seq}: stored entry id does not match its entry", seq=seq)
+        if origin is not None and record.entry.origin != origin:
+            raise IntegrityError(f"record {seq}: entry origin {record.entry.origin!r} is not this log", seq=seq)
+        keys.check_and_update(record)
+        report.signatures += 1
+        compact.append(leaf)
+        prev = leaf
+        expected += 1
+        while next_cp is not None and next_cp[0] == compact.size:
+            if compact.root() != next_cp[1]:
+                raise IntegrityError(f"checkpoint of size {next_cp[0]}: root does not match the records "
+                                     f"(first differing record at or before {seq})", seq=seq)
+            report.checkpoints += 1
+            next_cp = next(pending, None)
+        if progress is not None and expected % PAGE == 0:
+            progress(expected)
+    report.records = expected
+    if next_cp is not None:
+        raise IntegrityError(
+            f"log shrunk: a signed checkpoint covers {next_cp[0]} records but only {expected} are stored "
+            f"(record {expected} onwards is missing)", seq=expected, code="log_shrunk")
+    report.root = compact.root()
+    report.nodes = _verify_nodes(db, expected)
+    if progress is not None:
+        progress(expected)
+    return report
+
+
+def _verify_nodes(db: Database, size: int) -> int:
+    """Check every stored Merkle node against its children (level 0 against the records)."""
+    checked = 0
+    level = 0
+    below: Iterator[Any] = _stream(db, lambda: RECORDS.c.seq,
+                                                  (RECORDS.c.seq, RECORDS.c.leaf_hash))
+    while (size >> level) > 0:
+        count = size >> level
+        stored = _stream_level(db, level)
+        expected_idx = 0
+        child_iter = below
+        for idx_o, digest_o in stored:
+            idx = int(idx_o)
+            if idx != expected_idx:
+                raise IntegrityError(f"Merkle node ({level}, {expected_idx}) is missing", seq=expected_idx << level)
+            if level == 0:
+                child = next(child_iter, None)
+                want = bytes(child[1]) if child is not None else None
+            else:
+                left = next(child_iter, None)
+                right = next(child_iter, None)
+                want = (merkle.node_hash(bytes(left[1]), bytes(right[1]))
+                        if left is not None and right is not None else None)
+            if want != bytes(digest_o):
+                raise IntegrityError(f"Merkle node ({level}, {idx}) does not match its children",
+                                     seq=idx << level)
+            expected_idx += 1
+            checked += 1
+        if expected_idx != count:
+            raise IntegrityError(f"Merkle node ({level}, {expected_idx}) is missing", seq=expected_idx << level)
+        below = _stream_level(db, level)
+        level += 1
+    return checked
+
+
+def _stream_level(db: Database, level: int) -> Iterator[Any]:
+    with db.read() as session:
+        result = session.execute(
+            select(NODES.c.idx, NODES.c.hash).where(NODES.c.level == level).order_by(NODES.c.idx)
+        )
+        while True:
+            rows = result.fetchmany(PAGE)
+            if not rows:
+                return
+            for row in rows:
+                yield (row[0], row[1])
+
+
+__all__ = ["KeyTracker", "VerifyReport", "verify_database"]
