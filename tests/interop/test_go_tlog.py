@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,28 +32,6 @@ SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 49, 50]
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-@pytest.fixture(scope="module")
-def tlogcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("the Go toolchain is not installed (apt-get install golang-go golang-golang-x-mod-dev)")
-    if not (GOPATH / "src/golang.org/x/mod/sumdb/tlog").is_dir():
-        pytest.fail(f"golang.org/x/mod is missing under {GOPATH}; install golang-golang-x-mod-dev")
-    out = tmp_path_factory.mktemp("tlogcheck")
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": str(GOPATH),
-        "GOPROXY": "off",
-        "GOFLAGS": "",
-        "GOCACHE": str(out / "gocache"),
-        "CGO_ENABLED": "0",
-    }
-    binary = out / "tlogcheck"
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=SOURCE, env=env, check=True, timeout=300)
-    return binary
 
 
 @dataclass
