@@ -67,6 +67,7 @@ ErrorCode = Literal[
     # clients talking to a server
     "unreachable",
     "server_error",
+    "wrong_passphrase",
 ]
 
 
