@@ -22,6 +22,7 @@ from ledger.errors import (
     ProofError,
     SignatureError,
 )
+from ledger.log import BatchRejected
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:partsledger:problem:"
@@ -48,6 +49,8 @@ class Problem(BaseModel):
 
 
 def status_for(exc: LedgerError) -> int:
+    if isinstance(exc, BatchRejected):  # a batch fails with the status of the entry that sank it
+        return status_for(exc.error)
     if exc.code in _STATUS_BY_CODE:
         return _STATUS_BY_CODE[exc.code]
     if isinstance(exc, NotFound):
