@@ -64,6 +64,9 @@ ErrorCode = Literal[
     "batch_too_large",
     "page_too_large",
     "rate_limited",
+    # EPCIS capture
+    "invalid_epcis",
+    "epcis_unavailable",
     # clients talking to a server
     "unreachable",
     "server_error",
