@@ -1,26 +1,41 @@
 """The ``partsledger`` command line.
 
-Exit codes: 0 success; 1 the thing checked is bad (verification failed,
-verdict not genuine); 2 the request was bad (user error, rejected input);
-3 the server or database could not be reached.
+Exit codes (the same for every command):
+
+* ``0`` success;
+* ``1`` the thing checked is bad: a verification or audit failed (the message names the
+  first bad seq), a log forked or shrank, a proof did not verify, a scanned part is not genuine;
+* ``2`` the request was bad: user error, rejected input, a policy refusal, a wrong passphrase;
+* ``3`` the server or database could not be reached or did not answer with the API.
+
+Human output goes to the terminal; ``--json`` prints one JSON document on stdout instead
+(errors too: ``{"ok": false, "code": ..., "error": ..., "seq": ...}``). No command prints a
+traceback for a user error, and none prints a private key or passphrase.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from ledger.errors import IntegrityError, LedgerError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from clients.cli_common import (
+    DEFAULT_HOME,
+    DEFAULT_URL,
+    EXIT_BAD,
+    HomeOption,
+    PinOption,
+    UrlOption,
+    console,
+    emit_json,
+    open_client,
+    out,
+    url_slug,
+    user_errors,
+)
+from clients.cli_keys import keys_app, org_app
+from ledger.errors import IntegrityError
 
 app = typer.Typer(
     name="partsledger",
@@ -29,48 +44,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
-
-EXIT_BAD = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map the error tree to a one-line message and an exit code — the one place the CLI does this."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except IntegrityError as exc:
-            seq = f" (first bad seq: {exc.seq})" if exc.seq is not None else ""
-            raise fail(f"{exc.message}{seq}", EXIT_BAD) from None
-        except LedgerError as exc:
-            raise fail(f"{exc.code}: {exc.message}") from None
-        except OSError as exc:
-            raise fail(f"{exc.strerror or exc}", EXIT_UNREACHABLE) from None
-        except Exception as exc:  # database drivers and the like: no tracebacks for users
-            name = type(exc).__name__
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            if "OperationalError" in name or "connect" in first.lower():
-                raise fail(f"cannot reach the database: {first}", EXIT_UNREACHABLE) from None
-            raise
-
-    return wrapper
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
+app.add_typer(keys_app, name="keys")
+app.add_typer(org_app, name="org")
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir)")]
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Directory for the SQLite file and key files")]
@@ -164,8 +139,49 @@ def verify(
               + (f"; replay matches on {len(replayed)} tables" if replayed is not None else ""))
 
 
+@app.command()
+@user_errors
+def audit(
+    url: UrlOption = DEFAULT_URL,
+    home: HomeOption = DEFAULT_HOME,
+    log_key: PinOption = None,
+    state: Annotated[Path | None, typer.Option(help="Resumable audit state file (default: under --home)")] = None,
+    page: Annotated[int, typer.Option(min=1, max=1000, help="Records per request")] = 1000,
+    compare: Annotated[bool, typer.Option(help="Compare derived facts with the server's API answers")] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Download and verify a whole remote ledger: bytes, chain, signatures, checkpoints, root, state."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from clients.audit import audit as run_audit
+
+    state_path = state or home / "audit" / f"{url_slug(url)}.sqlite3"
+    with open_client(url, home, log_key) as client, Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=json_output or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("auditing", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = run_audit(client, state_path, page=page, progress=progress, compare=compare)
+    if json_output:
+        emit_json(report.to_json())
+        return
+    resumed = f" (resumed at {report.resumed_from})" if report.resumed_from else ""
+    out.print(f"ok: {report.size} records of {report.origin} verified{resumed}: canonical bytes, hash chain, "
+              f"signatures under {report.keys} keys of {report.orgs} orgs, checkpoint signature and consistency, "
+              f"Merkle root {report.root.hex()}"
+              + (f"; matches the server on {', '.join(report.compared)}" if report.compared else ""))
+
+
 def main() -> None:
     app()
 
 
 __all__ = ["app", "main"]
+
+
+if __name__ == "__main__":
+    main()

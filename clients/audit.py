@@ -1,0 +1,307 @@
+"""``partsledger audit``: check a whole remote ledger without trusting its server.
+
+For a target checkpoint (the server's latest, accepted only if it extends the
+newest one this client has seen — :mod:`clients.witness`) the auditor
+downloads every record page by page and checks, for each one:
+
+* the bytes are canonical JSON, hash to the served leaf hash, and say the seq
+  they are served as (:func:`clients.sdk.check_served_record`);
+* ``prev`` is the leaf hash of the record before (the hash chain; genesis
+  links to 32 zero bytes);
+* the entry names this log's origin and is signed by a key that the log
+  itself registered for that org earlier and had not revoked (genesis is
+  self-signed by a key it registers);
+
+then folds the leaf hashes into a :class:`~ledger.merkle.CompactRange` and
+requires the result to equal the checkpoint's root. Finally it compares the
+facts it derived from the records (orgs and their keys) with what the server's
+API says about them.
+
+Memory stays flat: one page of records, an O(log n) frontier, and the derived
+facts in a small SQLite file (stdlib ``sqlite3``; nothing of the server's
+storage layer). That file is also the resume point: after each page the
+position, chain head, frontier and facts are committed together, so a killed
+audit continues where it stopped and still checks everything exactly once.
+
+The first problem found raises :class:`~ledger.errors.IntegrityError` naming
+the first bad sequence number.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clients.sdk import PartsLedger, ServedRecord, VerifiedCheckpoint
+from ledger import merkle
+from ledger.checkpoint import verify_checkpoint
+from ledger.entries import ZERO_HASH
+from ledger.errors import IntegrityError, LedgerError, NotFound, ProofError
+from ledger.keys import b64decode, b64encode, key_id, verify_signature
+
+Progress = Callable[[int, int], None]
+"""``(records checked, records to check)`` after each page."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orgs (org_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+                                 registered_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, org_id TEXT NOT NULL, public_key BLOB NOT NULL,
+                                 added_seq INTEGER NOT NULL, revoked_seq INTEGER);
+"""
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    origin: str
+    size: int
+    root: bytes
+    checked_now: int
+    resumed_from: int
+    orgs: int
+    keys: int
+    compared: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": True, "origin": self.origin, "records": self.size, "root": self.root.hex(),
+                "checked_now": self.checked_now, "resumed_from": self.resumed_from, "orgs": self.orgs,
+                "keys": self.keys, "compared": self.compared}
+
+
+class AuditState:
+    """The auditor's resumable position and derived facts, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.db.execute("BEGIN")
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+    def get(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, name: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    def frontier(self) -> merkle.CompactRange:
+        saved = self.get("frontier")
+        compact = merkle.CompactRange()
+        if saved:
+            data = json.loads(saved)
+            compact._size = int(data["size"])
+            compact._hashes = [b64decode(h, field="frontier", size=32) for h in data["hashes"]]
+        return compact
+
+    def save_frontier(self, compact: merkle.CompactRange) -> None:
+        self.put("frontier", json.dumps({"size": compact.size, "hashes": [b64encode(h) for h in compact._hashes]}))
+
+    def key(self, kid: str) -> tuple[str, bytes, int, int | None] | None:
+        row = self.db.execute("SELECT org_id, public_key, added_seq, revoked_seq FROM keys WHERE kid = ?",
+                              (kid,)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]), int(row[2]), row[3])
+
+    def count(self, table: str) -> int:
+        assert table in {"orgs", "keys"}
+        return int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+class Auditor:
+    """Verifies one remote log into one state file."""
+
+    def __init__(self, client: PartsLedger, state_path: Path, *, page: int = 1000,
+                 progress: Progress | None = None) -> None:
+        self.client = client
+        self.state = AuditState(state_path)
+        self.page = page
+        self.progress = progress
+
+    def close(self) -> None:
+        self.state.close()
+
+    def run(self, *, compare: bool = True) -> AuditReport:
+        client, state = self.client, self.state
+        origin = client.origin
+        known = state.get("origin")
+        if known is not None and known != origin:
+            raise IntegrityError(f"audit state belongs to log {known!r}, not {origin!r}; use another --state file")
+        state.put("origin", origin)
+        target = client.checkpoint()
+        self._check_against_last_audit(target)
+        start = int(state.get("next_seq") or 0)
+        if start > target.size:
+            raise IntegrityError(f"the log now has {target.size} records but {start} were audited before",
+                                 seq=target.size, code="log_shrunk")
+        prev = b64decode(state.get("prev") or b64encode(ZERO_HASH), field="prev", size=32)
+        compact = state.frontier()
+        seq = start
+        while seq < target.size:
+            for served in client.records(seq, self.page, within=target):
+                self._check(served, prev, origin, target)
+                self._apply(served)
+                compact.append(served.leaf_hash)
+                prev = served.leaf_hash
+                seq = served.seq + 1
+            state.put("next_seq", str(seq))
+            state.put("prev", b64encode(prev))
+            state.save_frontier(compact)
+            state.commit()
+            if self.progress:
+                self.progress(seq, target.size)
+        if compact.root() != target.root:
+            raise IntegrityError(f"the records served do not hash to the root of checkpoint size {target.size}: "
+                                 "a served record is not the one the log signed",
+                                 seq=self._first_excluded(target, start))
+        state.put("checkpoint", target.note)
+        state.commit()
+        compared = self.compare() if compare else []
+        return AuditReport(origin=origin, size=target.size, root=target.root, checked_now=target.size - start,
+                           resumed_from=start, orgs=state.count("orgs"), keys=state.count("keys"),
+                           compared=compared)
+
+    # per record ----------------------------------------------------------------------------
+    def _check(self, served: ServedRecord, prev: bytes, origin: str, target: VerifiedCheckpoint) -> None:
+        record, seq = served.record, served.seq
+        if record.prev != prev:
+            raise IntegrityError(f"record {seq} does not chain to record {seq - 1}",
+                                 seq=self._blame_link(seq, target))
+        entry = record.entry
+        if entry.origin != origin:
+            raise IntegrityError(f"record {seq}: entry names origin {entry.origin!r}, not this log", seq=seq)
+        if seq == 0:
+            public = self._genesis_key(served)
+        else:
+            key = self.state.key(entry.kid)
+            if key is None or key[0] != entry.org:
+                raise IntegrityError(f"record {seq}: key {entry.kid} was never registered for org {entry.org}",
+                                     seq=seq)
+            _org, public, _added, revoked = key
+            if revoked is not None and revoked < seq:
+                raise IntegrityError(f"record {seq}: key {entry.kid} was revoked at seq {revoked}", seq=seq)
+        try:
+            verify_signature(public, "entry", entry.canonical, record.signed.signature)
+        except LedgerError:
+            raise IntegrityError(f"record {seq}: the entry's signature does not verify under key {entry.kid}",
+                                 seq=seq) from None
+
+    def _genesis_key(self, served: ServedRecord) -> bytes:
+        entry = served.record.entry
+        if entry.type != "log.genesis":
+            raise IntegrityError("record 0 is not log.genesis", seq=0)
+        for raw in entry.body.get("public_keys") or []:
+            public = b64decode(raw, field="public_keys", size=32)
+            if key_id(public) == entry.kid:
+                return public
+        raise IntegrityError("record 0: genesis is not signed by a key it registers", seq=0)
+
+    def _apply(self, served: ServedRecord) -> None:
+        """Derive the org and key facts a record establishes (the subset compared with the server)."""
+        entry, seq, db = served.record.entry, served.seq, self.state.db
+        body = entry.body
+        try:
+            if entry.type in ("log.genesis", "org.register"):
+                kind = "operator" if entry.type == "log.genesis" else str(body["kind"])
+                db.execute("INSERT INTO orgs VALUES (?, ?, ?, ?)", (body["org_id"], kind, body["name"], seq))
+                for raw in body["public_keys"]:
+                    public = b64decode(raw, field="public_keys", size=32)
+                    db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, NULL)",
+                               (key_id(public), body["org_id"], public, seq))
+            elif entry.type == "key.add":
+                public = b64decode(body["public_key"], field="public_key", size=32)
+                db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, NULL)", (key_id(public), body["org_id"], public, seq))
+            elif entry.type == "key.revoke":
+                db.execute("UPDATE keys SET revoked_seq = ? WHERE kid = ? AND revoked_seq IS NULL",
+                           (seq, body["kid"]))
+        except (KeyError, TypeError, sqlite3.IntegrityError, LedgerError) as exc:
+            raise IntegrityError(f"record {seq}: {entry.type} cannot be applied ({exc})", seq=seq) from None
+
+    # locating what is wrong -----------------------------------------------------------------
+    def _blame_link(self, seq: int, target: VerifiedCheckpoint) -> int:
+        """A broken link between ``seq - 1`` and ``seq``: blame the one the tree does not hold."""
+        try:
+            before = self.client.records(seq - 1, 1, within=target)[0]
+            self.client.prove_leaf(seq - 1, before.leaf_hash, target)
+        except (ProofError, IntegrityError):
+            return seq - 1
+        return seq
+
+    def _first_excluded(self, target: VerifiedCheckpoint, start: int) -> int | None:
+        for served in self.client.iter_records(start, within=target):
+            try:
+                self.client.prove_leaf(served.seq, served.leaf_hash, target)
+            except ProofError:
+                return served.seq
+        return None
+
+    def _check_against_last_audit(self, target: VerifiedCheckpoint) -> None:
+        """The checkpoint the previous audit ended on must be a prefix of the new target."""
+        last = self.state.get("checkpoint")
+        if last is None:
+            return
+        old = verify_checkpoint(last, self.client.verifier, origin=self.client.origin)
+        if old.size > target.size:
+            from clients.errors import LogShrunk
+
+            raise LogShrunk(f"the log shrank from {old.size} to {target.size} records since the last audit",
+                            remembered=last, offered=target.note)
+        self.client.observe(last)
+
+    # comparison with the server's answers ----------------------------------------------------
+    def compare(self) -> list[str]:
+        """Compare derived orgs and keys with ``GET /v1/orgs/{id}``; return what was compared."""
+        rows = self.state.db.execute("SELECT org_id, kind FROM orgs ORDER BY registered_seq").fetchall()
+        for org_id, kind in rows:
+            try:
+                served = self.client.get_json(f"/v1/orgs/{org_id}")
+            except NotFound:
+                if org_id == rows[0][0]:
+                    return []  # this server has no org API to compare with
+                raise IntegrityError(f"the server does not know org {org_id}, which the log registers") from None
+            if not isinstance(served, dict):
+                raise IntegrityError(f"the server's answer for org {org_id} is not an object")
+            if served.get("kind", kind) != kind:
+                raise IntegrityError(f"org {org_id}: the log says kind {kind}, the server says {served.get('kind')}")
+            self._compare_keys(org_id, served)
+        return ["orgs", "keys"]
+
+    def _compare_keys(self, org_id: str, served: dict[str, Any]) -> None:
+        keys = served.get("keys")
+        if not isinstance(keys, list):
+            return
+        derived = {str(kid): revoked for kid, revoked in self.state.db.execute(
+            "SELECT kid, revoked_seq FROM keys WHERE org_id = ?", (org_id,))}
+        answered = {str(k.get("kid")): k.get("revoked_seq") for k in keys if isinstance(k, dict)}
+        if not all(isinstance(k, dict) and "revoked_seq" in k for k in keys):
+            return  # the server does not say when keys were revoked: nothing to compare
+        if set(answered) != set(derived):
+            raise IntegrityError(f"org {org_id}: the server lists keys {sorted(answered)}, the log {sorted(derived)}")
+        for kid, revoked in derived.items():
+            if answered[kid] != revoked:
+                raise IntegrityError(f"key {kid}: the log revokes it at {revoked}, the server says {answered[kid]}")
+
+
+def audit(client: PartsLedger, state_path: Path, *, page: int = 1000, progress: Progress | None = None,
+          compare: bool = True) -> AuditReport:
+    auditor = Auditor(client, state_path, page=page, progress=progress)
+    try:
+        return auditor.run(compare=compare)
+    finally:
+        auditor.close()
+
+
+__all__ = ["AuditReport", "AuditState", "Auditor", "Progress", "audit"]
