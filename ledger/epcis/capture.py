@@ -53,7 +53,8 @@ class EventError:
 class CaptureRejected(InvalidInput):
     """A capture document was refused; ``errors`` says what is wrong with which event. Nothing was appended."""
 
-    def __init__(self, errors: Sequence[EventError], *, code: str = "invalid_epcis", total: int | None = None) -> None:
+    def __init__(self, errors: Sequence[EventError], *, code: str = "invalid_epcis", total: int | None = None,
+                 cause: LedgerError | None = None) -> None:
         first = errors[0]
         where = "document" if first.index is None else f"event {first.index}"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -62,6 +63,7 @@ class CaptureRejected(InvalidInput):
                          field=first.pointer, details={"errors": [e.to_json() for e in errors]})
         self.errors = list(errors)
         self.total = total
+        self.cause = cause  # the policy/signature error that stopped the append, if that is what happened
 
 
 def _document_rules(document: Any, max_events: int) -> list[EventError]:
@@ -125,8 +127,7 @@ def batch_errors(index: int, error: LedgerError, total: int) -> CaptureRejected:
     errors = [EventError(index, error.code, error.message, f"/epcisBody/eventList/{index}")]
     errors += [EventError(i, "not_appended", "not appended: the capture is all or nothing", None)
                for i in range(total) if i != index]
-    rejected = CaptureRejected(errors, code=error.code, total=total)
-    return rejected
+    return CaptureRejected(errors, code=error.code, total=total, cause=error)
 
 
 def ledger_directory(ledger: Ledger) -> vocab.Directory:

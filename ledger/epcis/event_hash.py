@@ -25,8 +25,9 @@ algorithm builds a *pre-hash string* and hashes it with SHA-256:
 The layout follows GS1's reference implementation
 (``epcis-event-hash-generator``, which the tests run as an independent
 check): for example ``parentID`` precedes ``epcList`` and the
-source/destination lists land in the sorted tail. EPC URNs (``urn:epc:id:...``)
-are not converted here; partsledger emits Digital Link URIs only.
+source/destination lists land in the sorted tail. Of the EPC URNs, the common
+schemes (SGTIN, SSCC, SGLN, GRAI, GIAI, PGLN, LGTIN) are converted to Digital
+Link; partsledger itself emits Digital Link URIs only.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ _URN_VOCAB = (
     ("urn:epcglobal:cbv:sdt:", CBV + "SDT-"),
     ("urn:epcglobal:cbv:er:", CBV + "ER-"),
 )
-_IGNORED = frozenset({"type", "eventID", "recordTime", "errorDeclaration", "@context"})
+_COMMENTS = frozenset({"#text", "rdfs:comment", "comment"})  # never part of the hash
+_IGNORED = frozenset({"type", "eventID", "recordTime", "errorDeclaration", "@context"}) | _COMMENTS
 _EPC_LISTS = ("epcList", "inputEPCList", "childEPCs")
 _QUANTITY_FIELDS = ("epcClass", "quantity", "uom")
 _METADATA_ORDER = ("time", "startTime", "endTime", "deviceID", "deviceMetadata", "rawData", "dataProcessingMethod",
@@ -85,6 +87,58 @@ _DL_VALID = [re.compile("^https://id.gs1.org/" + p + "$") for p in (
     r"8010/[\x23\x2D\x2F\x30-\x39\x41-\x5A]{0,30}/8011/\d{0,12}", r"8010/[\x23\x2D\x2F\x30-\x39\x41-\x5A]{0,30}",
     r"8017/\d{18}", r"8018/\d{18}",
 )]
+
+
+def _check_digit(digits: str) -> str:
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return str((10 - total % 10) % 10)
+
+
+def _dl_escape(text: str) -> str:
+    for char, code in (("!", "%21"), ("(", "%28"), (")", "%29"), ("*", "%2A"), ("+", "%2B"), (",", "%2C"),
+                       (":", "%3A")):
+        text = text.replace(char, code)
+    return text
+
+
+_EPC_URN = re.compile(r"^urn:epc:(id|class|idpat):(sgtin|sscc|sgln|grai|giai|pgln|lgtin):(\d+)\.([^.]*)(?:\.(.+))?$")
+
+
+def epc_urn_to_digital_link(uri: str) -> str | None:
+    """The canonical Digital Link URI of the common EPC URNs (SGTIN, SSCC, SGLN, GRAI, GIAI, PGLN, LGTIN)."""
+    m = _EPC_URN.match(uri)
+    if m is None:
+        return None
+    form, scheme, prefix, ref, rest = m.groups()
+    base = "https://id.gs1.org/"
+    if form == "idpat":
+        if scheme == "sgtin" and rest == "*" and ref.isdigit() and len(prefix) + len(ref) == 13:
+            raw = ref[:1] + prefix + ref[1:]
+            return f"{base}01/{raw}{_check_digit(raw)}"
+        return None
+    if scheme in ("sgtin", "lgtin") and rest and ref.isdigit() and len(prefix) + len(ref) == 13:
+        if (scheme == "sgtin") != (form == "id"):
+            return None
+        raw = ref[:1] + prefix + ref[1:]
+        return f"{base}01/{raw}{_check_digit(raw)}/{'21' if scheme == 'sgtin' else '10'}/{_dl_escape(rest)}"
+    if form != "id":
+        return None
+    if scheme == "sscc" and rest is None and ref.isdigit() and len(prefix) + len(ref) == 17:
+        raw = ref[:1] + prefix + ref[1:]
+        return f"{base}00/{raw}{_check_digit(raw)}"
+    if scheme == "sgln" and rest and len(prefix) + len(ref) == 12 and (ref.isdigit() or ref == ""):
+        raw = prefix + ref
+        gln = f"{base}414/{raw}{_check_digit(raw)}"
+        return gln if rest == "0" else f"{gln}/254/{_dl_escape(rest)}"
+    if scheme == "pgln" and rest is None and len(prefix) + len(ref) == 12 and (ref.isdigit() or ref == ""):
+        raw = prefix + ref
+        return f"{base}417/{raw}{_check_digit(raw)}"
+    if scheme == "grai" and rest and len(prefix) + len(ref) == 12 and (ref.isdigit() or ref == ""):
+        raw = "0" + prefix + ref
+        return f"{base}8003/{raw}{_check_digit(raw)}{_dl_escape(rest)}"
+    if scheme == "giai" and rest is None and ref:
+        return f"{base}8004/{prefix}{_dl_escape(ref)}"
+    return None
 
 
 def normalise_digital_link(uri: str) -> str | None:
@@ -132,7 +186,7 @@ def canonical_value(text: str) -> str:
     for urn, web in _URN_VOCAB:
         text = text.replace(urn, web)
     text = _numeric(text)
-    return normalise_digital_link(text) or text
+    return epc_urn_to_digital_link(text) or normalise_digital_link(text) or text
 
 
 def canonical_time(text: str) -> str:
@@ -189,7 +243,7 @@ def _generic(key: str, value: Any, ns: _Namespaces) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in _generic(key, item, ns)]
     if isinstance(value, dict):
-        children = sorted(s for k, v in value.items() if k not in ("#text",) for s in _generic(k, v, ns))
+        children = sorted(s for k, v in value.items() if k not in _COMMENTS for s in _generic(k, v, ns))
         text = _scalar(value["#text"]) if "#text" in value else ""
         return [name + ("=" + canonical_value(text) if text else "") + "".join(children)]
     text = ns.value(_scalar(value)) if isinstance(value, str) else _scalar(value)

@@ -50,6 +50,6 @@ def sample_entries() -> list[tuple[dict[str, Any], str]]:
     out = []
     for i, (org, type_, body) in enumerate(BODIES):
         signed = make_signed_entry(KEYS[org], origin=ORIGIN, type=type_, org=org, body=body,
-                                   time=f"2026-11-2{i // 10}T1{i % 10}:00:00Z")
+                                   time=f"2026-11-2{i // 10}T1{i % 10}:00:00Z", nonce=f"sample-nonce-{i:04d}")
         out.append((signed.entry.data, signed.to_json()["sig"]))
     return out
