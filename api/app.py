@@ -9,6 +9,9 @@ from fastapi import FastAPI
 
 from api.problems import Problem, install_problem_handlers
 from api.routes import log as log_routes
+from api.routes import parts as parts_routes
+from api.routes import scan as scan_routes
+from api.scan_schemas import LinksetOut
 from api.schemas import BatchIn, EntryIn
 from api.settings import ApiSettings
 from ledger.log import Ledger
@@ -37,12 +40,15 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.state.ledger = ledger
     install_problem_handlers(app)
     app.include_router(log_routes.router)
+    app.include_router(parts_routes.router)
+    app.include_router(scan_routes.router)
+    app.include_router(scan_routes.compressed_router)  # only base64url single segments; keep it last
 
     # Models used only through openapi_extra must still be in components.
     def _openapi_models() -> None:
         schema = app.openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (EntryIn, BatchIn, Problem):
+        for model in (EntryIn, BatchIn, Problem, LinksetOut):
             if model.__name__ not in components:
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
 

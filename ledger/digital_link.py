@@ -33,52 +33,18 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ledger.errors import InvalidInput, SignatureError
+from ledger.gs1 import GS1_CHARSET_82, gtin_check_digit, validate_gtin, validate_lot, validate_serial
 from ledger.keys import KeyPair, b64url_decode, b64url_encode, verify_signature
 
-GTIN_RE = re.compile(r"^\d{14}$")
-#: GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1).
-CSET82 = frozenset("!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
 SIG_RE = re.compile(r"^[A-Za-z0-9_-]{86}$")  # 64 bytes, base64url, no padding
 COMPRESSED_RE = re.compile(r"^/(?:[^/]+/)*([A-Za-z0-9_-]{10,})$")
 MAX_URI_CHARS = 2048
 
-
-def gtin_check_digit(body13: str) -> int:
-    """The GS1 mod-10 check digit of the first 13 digits of a GTIN-14."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(body13))
-    return (10 - total % 10) % 10
-
-
-def check_gtin(value: object, *, field: str = "gtin") -> str:
-    """Return ``value`` if it is a GTIN-14 with a correct check digit; else raise ``invalid_gtin``."""
-    if not isinstance(value, str) or not GTIN_RE.match(value):
-        raise InvalidInput(f"{field}: a GTIN-14 is exactly 14 digits (pad shorter GTINs with leading zeros)",
-                           code="invalid_gtin", field=field)
-    expected = gtin_check_digit(value[:13])
-    if int(value[13]) != expected:
-        raise InvalidInput(f"{field}: GTIN {value} has check digit {value[13]}, expected {expected}",
-                           code="invalid_gtin", field=field)
-    return value
-
-
-def check_serial(value: object, *, field: str = "serial", code: str = "invalid_serial") -> str:
-    """Return ``value`` if it is a valid AI 21 serial (1–20 characters of GS1 CSET 82)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= 20:
-        raise InvalidInput(f"{field}: a GS1 serial (AI 21) has 1–20 characters", code="invalid_serial", field=field)
-    bad = sorted({c for c in value if c not in CSET82})
-    if bad:
-        shown = ", ".join(repr(c) for c in bad)
-        raise InvalidInput(f"{field}: character(s) {shown} are not in the GS1 82-character set "
-                           "(letters, digits and !\"%&'()*+,-./:;<=>?_)", code="invalid_serial", field=field)
-    return value
-
-
-def check_lot(value: object, *, field: str = "lot") -> str:
-    """Return ``value`` if it is a valid AI 10 batch/lot (1–20 characters of CSET 82)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= 20 or any(c not in CSET82 for c in value):
-        raise InvalidInput(f"{field}: a GS1 lot (AI 10) has 1–20 characters of the GS1 82-character set",
-                           code="invalid_field", field=field)
-    return value
+# The identifier rules are the domain's (ledger.gs1); these names are kept for readers of this module.
+CSET82 = GS1_CHARSET_82
+check_gtin = validate_gtin
+check_serial = validate_serial
+check_lot = validate_lot
 
 
 def element_string(gtin: str, serial: str) -> bytes:

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ledger.gs1 import gtin_has_prefix
+
 Verdict = Literal["genuine", "unknown", "suspect", "recalled", "retired"]
 Severity = Literal["info", "warning", "critical"]
 SigStatus = Literal["valid", "invalid", "missing", "unknown_key", "not_checked"]
@@ -216,8 +218,8 @@ class Authorization:
 
 
 def gtin_matches_prefix(gtin: str, prefix: str) -> bool:
-    """True if the GS1 company prefix ``prefix`` issued ``gtin`` (GTIN-14: indicator digit, then the prefix)."""
-    return gtin[1:].startswith(prefix) or gtin.startswith(prefix)
+    """True if company prefix ``prefix`` issued ``gtin`` (the domain's rule, :func:`ledger.gs1.gtin_has_prefix`)."""
+    return gtin_has_prefix(gtin, prefix)
 
 
 def _in_scope(grant: GrantFacts, gtin: str, activity: str) -> bool:

@@ -86,7 +86,7 @@ def test_wrong_check_digit_is_named() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_uri(f"{BASE}/01/09506000134353/21/ABC")
     assert info.value.code == "invalid_gtin"
-    assert "check digit 3, expected 2" in info.value.message
+    assert "check digit of GTIN 09506000134353 is wrong (expected 09506000134352)" in info.value.message
     with pytest.raises(InvalidInput) as info:
         check_gtin("9506000134352")
     assert info.value.code == "invalid_gtin"
