@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.problems import Problem, install_problem_handlers
+from api.routes import epcis as epcis_routes
 from api.routes import log as log_routes
 from api.routes import parts as parts_routes
 from api.routes import scan as scan_routes
@@ -42,6 +43,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.include_router(log_routes.router)
     app.include_router(parts_routes.router)
     app.include_router(scan_routes.router)
+    app.include_router(epcis_routes.router)
     app.include_router(scan_routes.compressed_router)  # only base64url single segments; keep it last
 
     # Models used only through openapi_extra must still be in components.
