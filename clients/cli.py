@@ -35,6 +35,7 @@ from clients.cli_common import (
     user_errors,
 )
 from clients.cli_keys import keys_app, org_app
+from clients.cli_parts import parts_app
 from clients.epcis_export import export_app
 from ledger.errors import IntegrityError
 
@@ -48,6 +49,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(org_app, name="org")
 app.add_typer(export_app, name="export")
+app.registered_commands.extend(parts_app.registered_commands)  # top-level: commission, labels, scan, ...
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir)")]
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Directory for the SQLite file and key files")]

@@ -305,6 +305,69 @@ class PartsLedger:
         self.prove_leaf(seq, served.leaf_hash, within)
         return served
 
+    # the scan -------------------------------------------------------------------------------
+    def verdict(self, uri: str, *, workshop: str | None = None, activity: str = "install") -> dict[str, Any]:
+        """The server's JSON verdict for a scanned Digital Link URI, its proof checked here.
+
+        The answer's ``proof`` must carry canonical record bytes that hash to its leaf, name this part,
+        and be included in a signed checkpoint consistent with what this client has seen. Adds
+        ``proof_checked: true`` to the returned dict; raises otherwise.
+        """
+        from urllib.parse import urlsplit
+
+        from ledger.digital_link import parse_uri
+
+        link = parse_uri(uri)
+        parts = urlsplit(uri)
+        params: dict[str, Any] = {"activity": activity}
+        if workshop:
+            params["workshop"] = workshop
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if link.compressed:
+            path = f"/01/{link.gtin}/21/{link.serial}"
+            params.update({k: v for k, v in (("10", link.lot), ("8030", link.sig)) if v})
+        data = self.get_json(path, params)
+        if not isinstance(data, dict) or "verdict" not in data:
+            raise ServerError("the scan answer has no verdict")
+        proof = data.get("proof")
+        if proof is not None:
+            self._check_part_proof(proof, link.gtin, link.serial)
+        data["proof_checked"] = proof is not None
+        return data
+
+    def _check_part_proof(self, proof: Any, gtin: str, serial: str) -> None:
+        if not isinstance(proof, dict):
+            raise ServerError("the verdict's proof is not an object")
+        raw = _unb64(proof.get("record"), "proof record")
+        try:
+            record = parse_record(raw)
+        except LedgerError as exc:
+            raise ProofError(f"the verdict's record is malformed: {exc.message}") from None
+        leaf = merkle.leaf_hash(raw)
+        if _unb64(proof.get("leaf_hash"), "proof leaf hash") != leaf or record.seq != proof.get("seq"):
+            raise ProofError("the verdict's record does not hash to its leaf hash or has another seq")
+        body = record.entry.body
+        if ("gtin" in body and body.get("gtin") != gtin) or ("serial" in body and body.get("serial") != serial):
+            raise ProofError(f"the verdict's proof is about another part than {gtin}/{serial}")
+        cp = self.observe(str(proof.get("checkpoint")))
+        if cp.size != proof.get("tree_size"):
+            raise ProofError("the verdict's proof names another tree size than its checkpoint")
+        merkle.verify_inclusion(leaf, record.seq, cp.size, _proof(proof.get("inclusion_proof"), "verdict proof"),
+                                cp.root)
+
+    def trust_bundle(self) -> dict[str, Any]:
+        """The signed offline trust bundle, verified against this client's trusted log key."""
+        from datetime import UTC, datetime
+
+        from ledger.trust_bundle import verify_bundle
+
+        envelope = self.get_json("/v1/trust-bundle")
+        if not isinstance(envelope, dict):
+            raise ServerError("the trust bundle is not a JSON object")
+        verified = verify_bundle(envelope, self.verifier.verifier_key(), now=datetime.now(UTC))
+        self.observe(str(verified.bundle["checkpoint"]))
+        return envelope
+
     # writes ---------------------------------------------------------------------------------
     def sign(self, key: KeyPair, *, org: str, type: str, body: dict[str, Any], time: str | None = None,
              nonce: str | None = None) -> SignedEntry:
