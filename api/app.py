@@ -12,6 +12,7 @@ from api.routes import epcis as epcis_routes
 from api.routes import log as log_routes
 from api.routes import parts as parts_routes
 from api.routes import scan as scan_routes
+from api.routes import scanner_page
 from api.scan_schemas import LinksetOut
 from api.schemas import BatchIn, EntryIn
 from api.settings import ApiSettings
@@ -44,6 +45,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.include_router(parts_routes.router)
     app.include_router(scan_routes.router)
     app.include_router(epcis_routes.router)
+    app.include_router(scanner_page.router)
     app.include_router(scan_routes.compressed_router)  # only base64url single segments; keep it last
 
     # Models used only through openapi_extra must still be in components.
