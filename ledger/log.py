@@ -12,6 +12,15 @@ head to committing:
 3. compute the new root from stored complete subtrees, sign a checkpoint
    (C2SP signed note) and store it;
 4. commit; only then are receipts handed out.
+
+Records and Merkle nodes of a batch are written with one multi-row insert
+each after the loop (handlers never read the log tables, and the node cache
+already holds the new nodes), and receipts of new entries are built from
+what the loop computed, so a batch of n entries costs O(1) statements for
+the log tables instead of O(n). The org and key rows an entry is checked
+against are kept referenced for the whole transaction so that the session's
+(weakly referencing) identity map serves the repeated look-ups of the same
+org and key instead of a SELECT each time.
 """
 
 from __future__ import annotations
@@ -163,38 +172,54 @@ class Ledger:
                 ).all()
                 known.update({str(r[0]): int(r[1]) for r in rows})
             placed: list[tuple[int, bool, list[FlagNote]]] = []
-            first_new = size
+            record_rows: list[dict[str, Any]] = []
+            node_rows: list[dict[str, Any]] = []
+            new_leaves: dict[int, tuple[str, bytes]] = {}
+            pinned: list[object] = []  # org/key rows kept alive for the identity map (see module docstring)
             for index, item in enumerate(items):
                 if item.entry_id in known:
                     placed.append((known[item.entry_id], True, []))
                     continue
                 logged = self.clock()
                 try:
-                    ctx = self._admit(state, item, size, logged)
+                    ctx = self._admit(state, item, size, logged, pinned)
                 except LedgerError as exc:
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
                 leaf = record.leaf_hash
-                session.execute(insert(RECORDS).values(
-                    seq=size, entry_id=item.entry_id, prev_hash=prev, leaf_hash=leaf, entry_type=item.entry.type,
-                    org_id=item.entry.org, logged_at=logged, record=record.canonical,
-                ))
+                record_rows.append({
+                    "seq": size, "entry_id": item.entry_id, "prev_hash": prev, "leaf_hash": leaf,
+                    "entry_type": item.entry.type, "org_id": item.entry.org, "logged_at": logged,
+                    "record": record.canonical,
+                })
                 new_nodes = merkle.nodes_for_append(size, leaf, cache.get)
-                session.execute(insert(NODES), [{"level": k[0], "idx": k[1], "hash": h} for k, h in new_nodes])
+                node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in new_nodes)
                 cache.nodes.update(new_nodes)
                 known[item.entry_id] = size
+                new_leaves[size] = (item.entry_id, leaf)
                 placed.append((size, False, ctx.flags))
                 prev = leaf
                 size += 1
-            if size > first_new:
+            note = ""
+            if record_rows:
+                session.execute(insert(RECORDS), record_rows)
+                session.execute(insert(NODES), node_rows)
                 root = merkle.root_hash(size, cache.get)
                 note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
                 session.execute(insert(CHECKPOINTS).values(size=size, root=root, note=note,
                                                              created_at=self.clock()))
-            receipts = [self._receipt(session, cache, seq, dup, flags) for seq, dup, flags in placed]
+            receipts = []
+            for seq, duplicate, flags in placed:
+                if not duplicate:
+                    entry_id, leaf = new_leaves[seq]
+                    proof = merkle.inclusion_proof(seq, size, cache.get)
+                    receipts.append(Receipt(seq=seq, entry_id=entry_id, leaf_hash=leaf, tree_size=size,
+                                            checkpoint=note, inclusion_proof=proof, duplicate=False, flags=flags))
+                else:
+                    receipts.append(self._receipt(session, cache, seq, duplicate, flags))
         return receipts
 
-    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
+    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str, pinned: list[object]) -> Context:
         entry = item.entry
         if entry.origin != self.origin:
             raise InvalidInput(f"entry.origin {entry.origin!r} is not this log ({self.origin!r})",
@@ -222,6 +247,7 @@ class Ledger:
             if key is None or key.org_id != entry.org:
                 raise SignatureError(f"key {entry.kid} is not a registered key of org {entry.org}",
                                      code="unknown_key", field="kid")
+            pinned.extend((org, key))
             if key.revoked_seq is not None:
                 raise SignatureError(f"key {entry.kid} was revoked at seq {key.revoked_seq}", code="revoked_key",
                                      field="kid")

@@ -152,6 +152,27 @@ def test_batch_appends_under_one_checkpoint(client: TestClient, world: World, sh
             world.ledger.checkpoint_at(intermediate)
 
 
+def test_batch_receipts_equal_the_stored_receipts_given_for_duplicates(client: TestClient, world: World,
+                                                                      shop: Actor) -> None:
+    """Receipts of a batch are built in memory; the duplicate path reads them back from the database.
+    Both must agree exactly, including for an entry repeated inside one batch."""
+    first, second = key_add(world, shop), key_add(world, shop)
+    response = client.post("/v1/entries/batch", json={"entries": [first.to_json(), second.to_json(),
+                                                                   first.to_json()]})
+    assert response.status_code == 201, response.text
+    receipts = response.json()["receipts"]
+    assert receipts[2] == {**receipts[0], "duplicate": True}
+    size = world.ledger.size()
+    assert size == receipts[0]["tree_size"] == receipts[1]["seq"] + 1
+    client.post("/v1/entries", json=key_add(world, shop).to_json())  # the log moves on
+    again = client.post("/v1/entries/batch", json={"entries": [second.to_json(), first.to_json()]})
+    assert again.status_code == 201, again.text
+    assert again.json()["receipts"] == [{**receipts[1], "duplicate": True}, {**receipts[0], "duplicate": True}]
+    verifier = verifier_of(client)
+    for receipt in receipts:
+        check_receipt(receipt, verifier, world.ledger.origin)
+
+
 def test_checkpoint_is_plain_text_and_verifies(client: TestClient, world: World, shop: Actor) -> None:
     response = client.get("/v1/log/checkpoint")
     assert response.status_code == 200
