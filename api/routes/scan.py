@@ -66,7 +66,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScanVerdict"}},
                       "text/html": {"schema": {"type": "string"}},
                       LINKSET_JSON: {"schema": {"$ref": "#/components/schemas/LinksetOut"}}}},
-    **problem_responses(422, 429),
+    **problem_responses(404, 422, 429),
 }
 
 
@@ -143,6 +143,8 @@ Lang = Annotated[str | None, Query(pattern="^(en|zh)$", description="page langua
 Workshop = Annotated[str | None, Query(description="your workshop's org id, to learn whether it is authorized "
                                                    "(or send X-Workshop-Org)")]
 Activity = Annotated[str, Query(pattern=ACTIVITY_PATTERN, description="the activity to authorize")]
+CompressedSegment = Annotated[str, Path(description="a compressed Digital Link (base64url)",
+                                        pattern="^[A-Za-z0-9_-]{10,512}$")]
 
 
 @router.get("/01/{gtin}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
@@ -171,7 +173,7 @@ async def resolve_lot_path(request: Request, gtin: str, path_lot: str, serial: s
 @compressed_router.get(
     "/{compressed:gs1dlc}", response_model=ScanVerdict, responses=_RESPONSES,
     summary="Resolve a compressed GS1 Digital Link (decompressed, then as /01/{gtin}/21/{serial})")
-async def resolve_compressed(request: Request, compressed: Annotated[str, Path(description="base64url segment")],
+async def resolve_compressed(request: Request, compressed: CompressedSegment,
                              link_type: LinkType = None, fmt: Format = None, lang: Lang = None,
                              workshop: Workshop = None, activity: Activity = "install") -> Response:
     link = parse_uri(str(request.url))

@@ -1,0 +1,66 @@
+"""Schema-based fuzzing of the whole API with schemathesis, in process (SPEC §8 Security).
+
+A bounded run: every operation of the app's own OpenAPI document gets a few
+dozen generated requests (valid and invalid) against a real ledger holding a
+small world. Every response must be a non-5xx and must match what the
+document promises: status code, content type, headers and body schema.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.app import create_app
+from api.settings import ApiLimits, ApiSettings
+from ledger.log import Ledger
+from ledger.service import LedgerSettings
+from tests.support import World
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+EXAMPLES_PER_OPERATION = 40
+BUDGET_SECONDS = 50
+
+
+def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: World) -> None:
+    world.register("shenzhen-ev", "oem", gs1_prefixes=["6901234"])
+    world.register("oslo-ws", "workshop")
+    settings_ = ApiSettings(ledger=LedgerSettings(db_url=ledger.db.url, origin=ledger.origin),
+                            limits=ApiLimits(scan_rate_per_minute=10**6, scan_burst=10**6, max_page=50))
+    app = create_app(settings_, ledger=ledger)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    started = time.monotonic()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10
+    exercised = 0
+    failures: list[str] = []
+    for operation in operations:
+        strategy = operation.as_strategy()
+
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.explicit, Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(case=strategy)
+        def run(case: schemathesis.Case) -> None:
+            case.call_and_validate(checks=CHECKS)
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:1500]}")
+        exercised += 1
+        if time.monotonic() - started > BUDGET_SECONDS:
+            pytest.fail(f"fuzzing budget exceeded after {exercised} of {len(operations)} operations")
+    assert exercised == len(operations)
+    assert not failures, "\n\n".join(failures)
