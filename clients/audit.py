@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,36 +263,52 @@ class Auditor:
 
     # comparison with the server's answers ----------------------------------------------------
     def compare(self) -> list[str]:
-        """Compare derived orgs and keys with ``GET /v1/orgs/{id}``; return what was compared."""
-        rows = self.state.db.execute("SELECT org_id, kind FROM orgs ORDER BY registered_seq").fetchall()
-        for org_id, kind in rows:
+        """Compare the derived orgs (``GET /v1/orgs``, paged) and keys (``GET /v1/orgs/{id}``) with the server.
+
+        Both sides are streamed in registration order, so memory stays flat. Returns what was compared
+        (nothing if the server has no org API).
+        """
+        derived = self.state.db.execute(
+            "SELECT org_id, kind, name, registered_seq FROM orgs ORDER BY registered_seq").fetchall()
+        served = self._served_orgs()
+        for org_id, kind, name, seq in derived:
             try:
-                served = self.client.get_json(f"/v1/orgs/{org_id}")
+                item = next(served)
+            except StopIteration:
+                raise IntegrityError(f"the server does not list org {org_id}, registered at seq {seq}",
+                                     seq=seq) from None
             except NotFound:
-                if org_id == rows[0][0]:
-                    return []  # this server has no org API to compare with
-                raise IntegrityError(f"the server does not know org {org_id}, which the log registers") from None
-            if not isinstance(served, dict):
-                raise IntegrityError(f"the server's answer for org {org_id} is not an object")
-            if served.get("kind", kind) != kind:
-                raise IntegrityError(f"org {org_id}: the log says kind {kind}, the server says {served.get('kind')}")
-            self._compare_keys(org_id, served)
+                return []
+            facts = (item.get("org_id"), item.get("kind"), item.get("name"), item.get("registered_seq"))
+            if facts != (org_id, kind, name, seq):
+                raise IntegrityError(f"org registered at seq {seq}: the log says {(org_id, kind, name, seq)}, "
+                                     f"the server says {facts}", seq=seq)
+        extra = next(served, None)
+        if extra is not None:
+            raise IntegrityError(f"the server lists org {extra.get('org_id')}, which no record registers")
+        for (org_id, *_rest) in derived:
+            self._compare_keys(org_id, self.client.get_json(f"/v1/orgs/{org_id}"))
         return ["orgs", "keys"]
 
-    def _compare_keys(self, org_id: str, served: dict[str, Any]) -> None:
-        keys = served.get("keys")
+    def _served_orgs(self) -> Iterator[dict[str, Any]]:
+        offset: int | None = 0
+        while offset is not None:
+            data = self.client.get_json("/v1/orgs", {"offset": offset, "limit": self.page})
+            if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+                raise IntegrityError("GET /v1/orgs: expected {items, next_offset}")
+            yield from (item for item in data["items"] if isinstance(item, dict))
+            offset = data.get("next_offset")
+
+    def _compare_keys(self, org_id: str, served: Any) -> None:
+        keys = served.get("keys") if isinstance(served, dict) else None
         if not isinstance(keys, list):
-            return
-        derived = {str(kid): revoked for kid, revoked in self.state.db.execute(
-            "SELECT kid, revoked_seq FROM keys WHERE org_id = ?", (org_id,))}
-        answered = {str(k.get("kid")): k.get("revoked_seq") for k in keys if isinstance(k, dict)}
-        if not all(isinstance(k, dict) and "revoked_seq" in k for k in keys):
-            return  # the server does not say when keys were revoked: nothing to compare
-        if set(answered) != set(derived):
-            raise IntegrityError(f"org {org_id}: the server lists keys {sorted(answered)}, the log {sorted(derived)}")
-        for kid, revoked in derived.items():
-            if answered[kid] != revoked:
-                raise IntegrityError(f"key {kid}: the log revokes it at {revoked}, the server says {answered[kid]}")
+            raise IntegrityError(f"GET /v1/orgs/{org_id}: expected the org with its keys")
+        derived = {str(kid): (added, revoked) for kid, added, revoked in self.state.db.execute(
+            "SELECT kid, added_seq, revoked_seq FROM keys WHERE org_id = ?", (org_id,))}
+        answered = {str(k.get("kid")): (k.get("added_seq"), k.get("revoked_seq")) for k in keys
+                    if isinstance(k, dict)}
+        if answered != derived:
+            raise IntegrityError(f"org {org_id}: the log gives its keys as {derived}, the server as {answered}")
 
 
 def audit(client: PartsLedger, state_path: Path, *, page: int = 1000, progress: Progress | None = None,

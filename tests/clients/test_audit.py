@@ -66,6 +66,7 @@ def test_audit_passes_then_resumes_with_nothing_to_redo(running: RunningServer, 
     report = json.loads(first.stdout)
     assert report["ok"] and report["records"] == RECORDS and report["checked_now"] == RECORDS
     assert report["orgs"] == RECORDS and report["keys"] == RECORDS
+    assert report["compared"] == ["orgs", "keys"]
     again = cli("audit", "--url", running.url, "--json", home=home)
     assert json.loads(again.stdout)["checked_now"] == 0
     human = cli("audit", "--url", running.url, home=tmp_path / "other")
@@ -115,3 +116,15 @@ def test_killed_audit_resumes_and_checks_everything_once(running: RunningServer,
     report = json.loads(result.stdout)
     assert report["resumed_from"] >= done and report["checked_now"] == RECORDS - report["resumed_from"]
     assert report["orgs"] == RECORDS and report["keys"] == RECORDS  # nothing applied twice
+
+
+def test_audit_fails_when_the_servers_state_disagrees_with_the_log(running: RunningServer, tmp_path: Path) -> None:
+    """The projections are not append-only; an operator editing them is caught by the replay comparison."""
+    engine = create_engine(normalize_url(running.db_url))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE orgs SET kind = 'oem' WHERE org_id = 'shop-0007'"))
+    engine.dispose()
+    result = cli("audit", "--url", running.url, "--json", home=tmp_path / "auditor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = json.loads(result.stdout)
+    assert error["seq"] == 7 and "shop-0007" in error["error"]
