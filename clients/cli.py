@@ -34,6 +34,7 @@ from clients.cli_common import (
     url_slug,
     user_errors,
 )
+from clients.cli_events import grant_app, recall_app
 from clients.cli_keys import keys_app, org_app
 from clients.cli_parts import parts_app
 from clients.epcis_export import export_app
@@ -48,6 +49,8 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(org_app, name="org")
+app.add_typer(grant_app, name="grant")
+app.add_typer(recall_app, name="recall")
 app.add_typer(export_app, name="export")
 app.registered_commands.extend(parts_app.registered_commands)  # top-level: commission, labels, scan, ...
 
