@@ -14,7 +14,8 @@ first bad sequence number and what is wrong with it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +97,7 @@ class KeyTracker:
             self.keys.setdefault(key_id(public), _Key(org=org, public_key=public))
 
 
-def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) -> Iterator[Any]:
+def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) -> Generator[Any, None, None]:
     with db.read() as session:
         result = session.execute(select(*columns).order_by(order()))
         while True:
@@ -121,6 +122,10 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
         record_count = int(session.execute(select(func.count()).select_from(RECORDS)).scalar_one())
     verifier = parse_verifier_key(verifier_key) if verifier_key else None
     origin = expected_origin
+    for (size, root, _), (size_before, root_before, _) in zip(checkpoints[1:], checkpoints, strict=False):
+        if size == size_before and root != root_before:  # only possible once the primary key is gone
+            raise IntegrityError(f"fork: two stored checkpoints of size {size} with different roots",
+                                 seq=max(size - 1, 0), code="log_forked")
     for size, root, note_text in checkpoints:
         if verifier is not None:
             try:
@@ -151,44 +156,48 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
     keys = KeyTracker()
     prev = ZERO_HASH
     expected = 0
-    for seq_o, entry_id_o, prev_o, leaf_o, raw_o in _stream(
+    # Streams hold a read transaction open; close them however the check ends, not when GC gets to them.
+    with closing(_stream(
         db, lambda: RECORDS.c.seq,
         (RECORDS.c.seq, RECORDS.c.entry_id, RECORDS.c.prev_hash, RECORDS.c.leaf_hash, RECORDS.c.record),
-    ):
-        seq = int(seq_o)
-        if seq != expected:
-            raise IntegrityError(f"gap: record {expected} is missing (next stored record is {seq})", seq=expected)
-        raw = bytes(raw_o)
-        try:
-            record = parse_record(raw)
-        except LedgerError as exc:
-            raise IntegrityError(f"record {seq}: stored bytes are not a valid canonical record ({exc})",
-                                 seq=seq) from None
-        if record.seq != seq:
-            raise IntegrityError(f"record {seq}: its bytes say seq {record.seq} (records reordered or swapped)",
-                                 seq=seq)
-        if record.prev != prev:
-            raise IntegrityError(f"record {seq}: broken hash chain (prev does not match record {seq - 1})", seq=seq)
-        leaf = record.leaf_hash
-        if bytes(leaf_o) != leaf or bytes(prev_o) != prev:
-            raise IntegrityError(f"record {seq}: stored leaf/prev hash does not match its bytes", seq=seq)
-        if str(entry_id_o) != hashlib.sha256(record.entry.canonical).hexdigest():
-            raise IntegrityError(f"record {seq}: stored entry id does not match its entry", seq=seq)
-        if origin is not None and record.entry.origin != origin:
-            raise IntegrityError(f"record {seq}: entry origin {record.entry.origin!r} is not this log", seq=seq)
-        keys.check_and_update(record)
-        report.signatures += 1
-        compact.append(leaf)
-        prev = leaf
-        expected += 1
-        while next_cp is not None and next_cp[0] == compact.size:
-            if compact.root() != next_cp[1]:
-                raise IntegrityError(f"checkpoint of size {next_cp[0]}: root does not match the records "
-                                     f"(first differing record at or before {seq})", seq=seq)
-            report.checkpoints += 1
-            next_cp = next(pending, None)
-        if progress is not None and expected % PAGE == 0:
-            progress(expected)
+    )) as rows:
+        for seq_o, entry_id_o, prev_o, leaf_o, raw_o in rows:
+            seq = int(seq_o)
+            if seq < expected:  # rows come in seq order, so this is a second record with the same seq
+                raise IntegrityError(f"fork: record {seq} is stored more than once", seq=seq, code="log_forked")
+            if seq != expected:
+                raise IntegrityError(f"gap: record {expected} is missing (next stored record is {seq})", seq=expected)
+            raw = bytes(raw_o)
+            try:
+                record = parse_record(raw)
+            except LedgerError as exc:
+                raise IntegrityError(f"record {seq}: stored bytes are not a valid canonical record ({exc})",
+                                     seq=seq) from None
+            if record.seq != seq:
+                raise IntegrityError(f"record {seq}: its bytes say seq {record.seq} (records reordered or swapped)",
+                                     seq=seq)
+            if record.prev != prev:
+                raise IntegrityError(f"record {seq}: broken hash chain (prev does not match record {seq - 1})", seq=seq)
+            leaf = record.leaf_hash
+            if bytes(leaf_o) != leaf or bytes(prev_o) != prev:
+                raise IntegrityError(f"record {seq}: stored leaf/prev hash does not match its bytes", seq=seq)
+            if str(entry_id_o) != hashlib.sha256(record.entry.canonical).hexdigest():
+                raise IntegrityError(f"record {seq}: stored entry id does not match its entry", seq=seq)
+            if origin is not None and record.entry.origin != origin:
+                raise IntegrityError(f"record {seq}: entry origin {record.entry.origin!r} is not this log", seq=seq)
+            keys.check_and_update(record)
+            report.signatures += 1
+            compact.append(leaf)
+            prev = leaf
+            expected += 1
+            while next_cp is not None and next_cp[0] == compact.size:
+                if compact.root() != next_cp[1]:
+                    raise IntegrityError(f"checkpoint of size {next_cp[0]}: root does not match the records "
+                                         f"(first differing record at or before {seq})", seq=seq)
+                report.checkpoints += 1
+                next_cp = next(pending, None)
+            if progress is not None and expected % PAGE == 0:
+                progress(expected)
     report.records = expected
     if next_cp is not None:
         raise IntegrityError(
@@ -205,38 +214,45 @@ def _verify_nodes(db: Database, size: int) -> int:
     """Check every stored Merkle node against its children (level 0 against the records)."""
     checked = 0
     level = 0
-    below: Iterator[Any] = _stream(db, lambda: RECORDS.c.seq,
-                                                  (RECORDS.c.seq, RECORDS.c.leaf_hash))
-    while (size >> level) > 0:
-        count = size >> level
-        stored = _stream_level(db, level)
-        expected_idx = 0
-        child_iter = below
-        for idx_o, digest_o in stored:
-            idx = int(idx_o)
-            if idx != expected_idx:
+    below = _stream(db, lambda: RECORDS.c.seq, (RECORDS.c.seq, RECORDS.c.leaf_hash))
+    stored: Generator[Any, None, None] | None = None
+    try:
+        while (size >> level) > 0:
+            count = size >> level
+            stored = _stream_level(db, level)
+            expected_idx = 0
+            child_iter = below
+            for idx_o, digest_o in stored:
+                idx = int(idx_o)
+                if idx != expected_idx:
+                    raise IntegrityError(f"Merkle node ({level}, {expected_idx}) is missing",
+                                         seq=expected_idx << level)
+                if level == 0:
+                    child = next(child_iter, None)
+                    want = bytes(child[1]) if child is not None else None
+                else:
+                    left = next(child_iter, None)
+                    right = next(child_iter, None)
+                    want = (merkle.node_hash(bytes(left[1]), bytes(right[1]))
+                            if left is not None and right is not None else None)
+                if want != bytes(digest_o):
+                    raise IntegrityError(f"Merkle node ({level}, {idx}) does not match its children",
+                                         seq=idx << level)
+                expected_idx += 1
+                checked += 1
+            if expected_idx != count:
                 raise IntegrityError(f"Merkle node ({level}, {expected_idx}) is missing", seq=expected_idx << level)
-            if level == 0:
-                child = next(child_iter, None)
-                want = bytes(child[1]) if child is not None else None
-            else:
-                left = next(child_iter, None)
-                right = next(child_iter, None)
-                want = (merkle.node_hash(bytes(left[1]), bytes(right[1]))
-                        if left is not None and right is not None else None)
-            if want != bytes(digest_o):
-                raise IntegrityError(f"Merkle node ({level}, {idx}) does not match its children",
-                                     seq=idx << level)
-            expected_idx += 1
-            checked += 1
-        if expected_idx != count:
-            raise IntegrityError(f"Merkle node ({level}, {expected_idx}) is missing", seq=expected_idx << level)
-        below = _stream_level(db, level)
-        level += 1
-    return checked
+            below.close()  # a level with an odd count is not read to its end
+            below = _stream_level(db, level)
+            level += 1
+        return checked
+    finally:  # each stream holds a read transaction: close them however the check ends
+        below.close()
+        if stored is not None:
+            stored.close()
 
 
-def _stream_level(db: Database, level: int) -> Iterator[Any]:
+def _stream_level(db: Database, level: int) -> Generator[Any, None, None]:
     with db.read() as session:
         result = session.execute(
             select(NODES.c.idx, NODES.c.hash).where(NODES.c.level == level).order_by(NODES.c.idx)
