@@ -34,7 +34,6 @@ from ledger.digital_link import build_uri, sign_part_id
 from ledger.entries import SignedEntry, make_signed_entry
 from ledger.errors import InvalidInput
 from ledger.gs1 import new_serial, validate_gtin, validate_lot, validate_serial
-from ledger.keys import KeyPair
 
 parts_app = typer.Typer(help="Parts.", no_args_is_help=True)
 
@@ -48,22 +47,26 @@ def progress_bar(total_hint: int | None, *, quiet: bool) -> Any:
 
 
 # --------------------------------------------------------------------------- commission
-COMMISSION_FIELDS = ("gtin", "serial", "lot", "site")
+COMMISSION_FIELDS = ("gtin", "serial", "lot", "category", "brand", "model", "warranty_months", "site")
 
 
 def read_commission_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of ``gtin[,serial][,lot][,site]``; an empty serial gets a fresh random one at signing time."""
+    """Rows of ``gtin`` plus optional columns of :data:`COMMISSION_FIELDS`.
+
+    An empty serial gets a fresh random one (≥ 16 characters of 0-9A-Z) when the entry is signed.
+    """
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             fields = [f.strip().lower() for f in reader.fieldnames or []]
             if "gtin" not in fields:
-                raise InvalidInput(f"{path}: the CSV needs a 'gtin' column (optional: serial, lot, site)",
+                optional = ", ".join(COMMISSION_FIELDS[1:])
+                raise InvalidInput(f"{path}: the CSV needs a 'gtin' column (optional: {optional})",
                                    code="invalid_field", field="gtin")
             unknown = sorted(set(fields) - set(COMMISSION_FIELDS))
             if unknown:
-                raise InvalidInput(f"{path}: unknown column(s) {', '.join(unknown)}; expected gtin, serial, lot, site",
-                                   code="invalid_field", field=unknown[0])
+                raise InvalidInput(f"{path}: unknown column(s) {', '.join(unknown)}; expected "
+                                   f"{', '.join(COMMISSION_FIELDS)}", code="invalid_field", field=unknown[0])
             rows = []
             for number, raw in enumerate(reader, start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -84,30 +87,40 @@ def read_commission_csv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def commission_body(key: KeyPair, row: dict[str, str]) -> dict[str, Any]:
-    """The ``part.commission`` body for one CSV row, with the AI 8030 part-id signature made here."""
-    serial = row.get("serial") or new_serial()
-    body: dict[str, Any] = {"gtin": row["gtin"], "serial": serial,
-                            "part_sig": sign_part_id(key, row["gtin"], serial)}
-    if row.get("lot"):
-        body["lot"] = row["lot"]
-    if row.get("site"):
-        body["site"] = row["site"]
+def commission_body(row: dict[str, str], category: str) -> dict[str, Any]:
+    """The ``part.commission`` body for one CSV row (``category`` when the row names none)."""
+    body: dict[str, Any] = {"gtin": row["gtin"], "serial": row.get("serial") or new_serial(),
+                            "category": row.get("category") or category}
+    for name in ("lot", "brand", "model", "site"):
+        if row.get(name):
+            body[name] = row[name]
+    if row.get("warranty_months"):
+        try:
+            body["warranty_months"] = int(row["warranty_months"])
+        except ValueError:
+            raise InvalidInput(f"warranty_months {row['warranty_months']!r} is not a whole number",
+                               code="invalid_field", field="warranty_months") from None
     return body
 
 
 @parts_app.command("commission")
 @user_errors
 def commission(
-    csv_file: Annotated[Path, typer.Option("--csv", help="CSV with columns gtin[,serial][,lot][,site]")],
+    csv_file: Annotated[Path, typer.Option("--csv", help="CSV: gtin and optional serial, lot, category, brand, "
+                                                         "model, warranty_months, site")],
     key: KeyOption,
+    category: Annotated[str, typer.Option(help="Part category for rows without one")] = "other",
     out_csv: Annotated[Path | None, typer.Option("--out", help="Write gtin,serial,lot,uri,seq here")] = None,
     resolver: Annotated[str | None, typer.Option(help="Resolver base for label URIs (default: --url)")] = None,
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Entries per request")] = 200,
     url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Commission parts from a CSV: sign locally, journal, send in batches; re-run to resume."""
+    """Commission parts from a CSV: sign locally, journal, send in batches; re-run to resume.
+
+    The label URIs written by ``--out`` carry the AI 8030 part-id signature, made here with the same key
+    (Ed25519 is deterministic, so a resumed run prints the same labels).
+    """
     digest = hashlib.sha256(csv_file.read_bytes()).hexdigest()[:16]
     journal_path = home / "journal" / f"commission-{url_slug(url)}-{key}-{digest}.jsonl"
     pair, org = signing_key(home, key)
@@ -118,7 +131,7 @@ def commission(
         else:
             rows = read_commission_csv(csv_file)
             entries: list[SignedEntry] = [make_signed_entry(pair, origin=client.origin, type="part.commission",
-                                                            org=org, body=commission_body(pair, row))
+                                                            org=org, body=commission_body(row, category))
                                           for row in rows]
             journal = Journal.create(journal_path, {"kind": "commission", "url": url, "csv": str(csv_file),
                                                     "org": org}, entries)
@@ -131,7 +144,7 @@ def commission(
     seqs = {r.entry_id: r.seq for r in result.receipts}
     parts = [{"gtin": e.entry.body["gtin"], "serial": e.entry.body["serial"], "lot": e.entry.body.get("lot"),
               "uri": build_uri(base, e.entry.body["gtin"], e.entry.body["serial"], lot=e.entry.body.get("lot"),
-                               sig=e.entry.body.get("part_sig")),
+                               sig=sign_part_id(pair, e.entry.body["gtin"], e.entry.body["serial"])),
               "seq": seqs.get(e.entry_id)} for e in journal.entries]
     if out_csv is not None:
         write_parts_csv(out_csv, parts)
