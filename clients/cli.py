@@ -34,7 +34,7 @@ from clients.cli_common import (
     url_slug,
     user_errors,
 )
-from clients.cli_events import grant_app, recall_app
+from clients.cli_events import WORKSHOP_COMMANDS, grant_app, recall_app
 from clients.cli_keys import keys_app, org_app
 from clients.cli_parts import parts_app
 from clients.epcis_export import export_app
@@ -53,6 +53,8 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(recall_app, name="recall")
 app.add_typer(export_app, name="export")
 app.registered_commands.extend(parts_app.registered_commands)  # top-level: commission, labels, scan, ...
+for _command in WORKSHOP_COMMANDS:  # install, remove, claim, decide, pay
+    app.command()(_command)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir)")]
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Directory for the SQLite file and key files")]

@@ -142,4 +142,134 @@ def recall_clear(
     _send((home, url, key, log_key), "recall.clear", body, json_output, f"recall {campaign} cleared")
 
 
-__all__ = ["grant_app", "recall_app"]
+# --------------------------------------------------------------------------- workshop
+GtinArg = Annotated[str, typer.Argument(help="GTIN-14")]
+SerialArg = Annotated[str, typer.Argument(help="Serial (GS1 AI 21)")]
+VinOption = Annotated[str | None, typer.Option("--vin", help="The vehicle's VIN: sent to the service's vault "
+                                                             "for a pseudonym, never written to the log")]
+VehicleOption = Annotated[str | None, typer.Option("--vehicle", help="A vehicle pseudonym (veh-...) already known")]
+
+
+def _vehicle(home: Any, url: str, pin: str | None, vin: str | None, vehicle: str | None,
+             required: bool) -> str | None:
+    """The vehicle pseudonym: given, or asked of the service for a VIN (the VIN stays off the log)."""
+    if vehicle:
+        return vehicle
+    if vin:
+        with open_client(url, home, pin) as client:
+            answer = client.post_json("/v1/vehicles/pseudonym", {"vin": vin})
+        pseudonym = answer.get("pseudonym") if isinstance(answer, dict) else None
+        if not isinstance(pseudonym, str):
+            from clients.errors import ServerError
+
+            raise ServerError("POST /v1/vehicles/pseudonym: expected {pseudonym}")
+        return pseudonym
+    if required:
+        from ledger.errors import InvalidInput
+
+        raise InvalidInput("name the vehicle with --vin or --vehicle", code="invalid_field", field="vehicle")
+    return None
+
+
+def _part_body(gtin: str, serial: str, **optional: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"gtin": gtin, "serial": serial}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+@user_errors
+def install(gtin: GtinArg, serial: SerialArg, key: KeyOption, vin: VinOption = None, vehicle: VehicleOption = None,
+            site: Annotated[str | None, typer.Option(help="GLN of your site")] = None,
+            technician: Annotated[str | None, typer.Option(help="Technician id")] = None,
+            odometer_km: Annotated[int | None, typer.Option(help="Odometer reading")] = None,
+            url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
+            json_output: JsonOption = False) -> None:
+    """Record that your workshop fitted a part to a vehicle (flags, not refusals, for suspicious fits)."""
+    car = _vehicle(home, url, log_key, vin, vehicle, required=True)
+    body = _part_body(gtin, serial, vehicle=car, site=site, technician=technician, odometer_km=odometer_km)
+    _send((home, url, key, log_key), "part.install", body, json_output, f"installed {gtin}/{serial}")
+
+
+@user_errors
+def remove(gtin: GtinArg, serial: SerialArg, key: KeyOption, vin: VinOption = None, vehicle: VehicleOption = None,
+           reason: Annotated[str | None, typer.Option(help="Reason code")] = None,
+           site: Annotated[str | None, typer.Option(help="GLN of your site")] = None,
+           technician: Annotated[str | None, typer.Option(help="Technician id")] = None,
+           url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
+           json_output: JsonOption = False) -> None:
+    """Record that a part came out of a vehicle."""
+    car = _vehicle(home, url, log_key, vin, vehicle, required=False)
+    body = _part_body(gtin, serial, vehicle=car, reason_code=reason, site=site, technician=technician)
+    _send((home, url, key, log_key), "part.remove", body, json_output, f"removed {gtin}/{serial}")
+
+
+def _amount(value: str | None) -> dict[str, Any] | None:
+    """``EUR:12050`` → ``{"currency": "EUR", "minor": 12050}`` (integer minor units; no floats are signed)."""
+    if value is None:
+        return None
+    currency, _, minor = value.partition(":")
+    if not minor.isdigit():
+        from ledger.errors import InvalidInput
+
+        raise InvalidInput("--amount: expected CURRENCY:MINOR_UNITS, e.g. EUR:12050 for 120.50 EUR",
+                           code="invalid_field", field="amount")
+    return {"currency": currency.upper(), "minor": int(minor)}
+
+
+@user_errors
+def claim(gtin: GtinArg, serial: SerialArg, key: KeyOption,
+          failure: Annotated[str, typer.Option("--failure", help="Failure code")],
+          claim_id: Annotated[str | None, typer.Option(help="Claim id (default: a fresh one)")] = None,
+          amount: Annotated[str | None, typer.Option(help="CURRENCY:MINOR_UNITS, e.g. EUR:12050")] = None,
+          document: Annotated[list[str] | None, typer.Option("--document", help="SHA-256 hex of an evidence "
+                                                                                "document (repeatable)")] = None,
+          vin: VinOption = None, vehicle: VehicleOption = None,
+          url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
+          json_output: JsonOption = False) -> None:
+    """File a warranty claim on a part; the ledger computes its findings."""
+    car = _vehicle(home, url, log_key, vin, vehicle, required=False)
+    body: dict[str, Any] = {"claim_id": claim_id or _new_id("claim"), "gtin": gtin, "serial": serial,
+                            "failure_code": failure}
+    if car:
+        body["vehicle"] = car
+    if document:
+        body["documents"] = document
+    money = _amount(amount)
+    if money:
+        body["amount"] = money
+    _send((home, url, key, log_key), "warranty.claim", body, json_output, f"claim {body['claim_id']} filed")
+
+
+@user_errors
+def decide(claim_id: Annotated[str, typer.Argument(help="The claim id")], key: KeyOption,
+           decision: Annotated[str, typer.Option(help="approve, reject or hold")],
+           reason: Annotated[list[str] | None, typer.Option("--reason", help="Reason code (repeatable)")] = None,
+           document: Annotated[list[str] | None, typer.Option("--document", help="SHA-256 hex of a document")]
+           = None,
+           url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
+           json_output: JsonOption = False) -> None:
+    """Approve, reject or hold a warranty claim (signed by the brand's OEM)."""
+    body: dict[str, Any] = {"claim_id": claim_id, "decision": decision}
+    if reason:
+        body["reason_codes"] = reason
+    if document:
+        body["documents"] = document
+    _send((home, url, key, log_key), "warranty.decide", body, json_output, f"claim {claim_id}: {decision}")
+
+
+@user_errors
+def pay(claim_id: Annotated[str, typer.Argument(help="The claim id")], key: KeyOption,
+        amount: Annotated[str, typer.Option(help="CURRENCY:MINOR_UNITS, e.g. EUR:12050")],
+        reference: Annotated[str | None, typer.Option(help="Payment reference")] = None,
+        url: UrlOption = DEFAULT_URL, home: HomeOption = DEFAULT_HOME, log_key: PinOption = None,
+        json_output: JsonOption = False) -> None:
+    """Record the payment of an approved claim."""
+    body: dict[str, Any] = {"claim_id": claim_id, "amount": _amount(amount)}
+    if reference:
+        body["reference"] = reference
+    _send((home, url, key, log_key), "warranty.pay", body, json_output, f"claim {claim_id} paid")
+
+
+WORKSHOP_COMMANDS = (install, remove, claim, decide, pay)
+
+__all__ = ["WORKSHOP_COMMANDS", "grant_app", "recall_app"]
