@@ -6,7 +6,7 @@ import re
 
 from ledger.domain.body import COUNTRY_RE, get_opt_str, get_str, get_str_list, require_keys
 from ledger.domain.registry import Context, handles
-from ledger.entries import is_valid_org_id, parse_time
+from ledger.entries import format_time, is_valid_org_id, parse_time
 from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
 from ledger.keys import b64decode, key_id
 from ledger.storage.domain_tables import Org, OrgKey
@@ -123,3 +123,31 @@ def revoke_key(ctx: Context) -> None:
         parse_time(compromised_at, field="body.compromised_at")
     get_opt_str(body, "reason", max_len=500)
     ctx.state.revoke_key(kid, ctx.seq, compromised_at if isinstance(compromised_at, str) else None)
+    if isinstance(compromised_at, str):
+        _flag_compromised(ctx, key.org_id, kid, format_time(parse_time(compromised_at)))
+
+
+def _flag_compromised(ctx: Context, org_id: str, kid: str, since: str) -> None:
+    """Flag every entry the key signed that was logged at or after its compromise time.
+
+    Those entries stay in the log (history is never rewritten) but can no
+    longer be trusted: an entry about a part flags the part (suspect, alert to
+    its brand owner); any other entry is flagged under ``entry:<id>`` for the
+    key's org.
+    """
+    from ledger.domain.common import flag, repo
+
+    r = repo(ctx)
+    for seq, entry_id, entry in r.entries_by_key_since(org_id, kid, since, ctx.seq):
+        body = entry.get("body", {})
+        part = None
+        if isinstance(body.get("gtin"), str) and isinstance(body.get("serial"), str):
+            part = r.get_part(body["gtin"], body["serial"])
+        message = (f"{entry['type']} at seq {seq} was signed by key {kid} after its compromise time {since}; "
+                   f"entry {entry_id} cannot be trusted")
+        if part is not None:
+            flag(ctx, part, "key_compromised", message)
+            part.suspect = True
+            r.save(part)
+        else:
+            ctx.flag("key_compromised", f"entry:{entry_id}", message, org_id=org_id)

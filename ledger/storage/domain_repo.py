@@ -1,0 +1,216 @@
+"""The repository the domain handlers and queries use for parts, grants, recalls and claims.
+
+Handlers never write SQL: they read and write through these methods inside
+the appending transaction (the session of :class:`~ledger.storage.state.StateStore`).
+The read-side query module (:mod:`ledger.queries`) uses the same methods in
+read transactions, so live state, replayed state and what the API shows all
+come from one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, or_, select
+from sqlmodel import Session, SQLModel, col
+
+from ledger.entries import parse_record
+from ledger.storage.domain_tables import LedgerFlag
+from ledger.storage.grant_tables import Grant, GrantChange
+from ledger.storage.log_tables import RECORDS
+from ledger.storage.parts_tables import BatteryReport, Correction, Installation, Part, PartEvent, Recall
+from ledger.storage.warranty_tables import Claim
+
+T = TypeVar("T", bound=SQLModel)
+
+
+class DomainRepo:
+    """Reads and writes the domain projections in the caller's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # generic ------------------------------------------------------------------------------------
+    def add(self, row: SQLModel) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    save = add
+
+    # parts --------------------------------------------------------------------------------------
+    def get_part(self, gtin: str, serial: str) -> Part | None:
+        return self.session.get(Part, (gtin, serial))
+
+    def list_parts(self, *, gtin: str | None = None, lot: str | None = None, state: str | None = None,
+                   org: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Part]:
+        stmt = select(Part)
+        if gtin is not None:
+            stmt = stmt.where(col(Part.gtin) == gtin)
+        if lot is not None:
+            stmt = stmt.where(col(Part.lot) == lot)
+        if state is not None:
+            stmt = stmt.where(col(Part.state) == state)
+        if org is not None:
+            stmt = stmt.where(or_(col(Part.custodian) == org, col(Part.brand_owner) == org,
+                                  col(Part.commissioned_by) == org, col(Part.installed_by) == org))
+        stmt = stmt.order_by(col(Part.commissioned_seq), col(Part.gtin), col(Part.serial))
+        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+
+    def parts_of_gtin(self, gtin: str) -> Sequence[Part]:
+        return self.session.execute(select(Part).where(col(Part.gtin) == gtin)
+                                    .order_by(col(Part.commissioned_seq))).scalars().all()
+
+    def part_events(self, gtin: str, serial: str) -> Sequence[PartEvent]:
+        stmt = select(PartEvent).where(col(PartEvent.gtin) == gtin, col(PartEvent.serial) == serial)
+        return self.session.execute(stmt.order_by(col(PartEvent.seq))).scalars().all()
+
+    # installations ------------------------------------------------------------------------------
+    def installations(self, *, gtin: str | None = None, serial: str | None = None, lot: str | None = None,
+                      vehicle: str | None = None) -> Sequence[Installation]:
+        stmt = select(Installation)
+        if gtin is not None:
+            stmt = stmt.where(col(Installation.gtin) == gtin)
+        if serial is not None:
+            stmt = stmt.where(col(Installation.serial) == serial)
+        if lot is not None:
+            stmt = stmt.where(col(Installation.lot) == lot)
+        if vehicle is not None:
+            stmt = stmt.where(col(Installation.vehicle) == vehicle)
+        return self.session.execute(stmt.order_by(col(Installation.seq))).scalars().all()
+
+    def open_installations(self, gtin: str, serial: str) -> Sequence[Installation]:
+        stmt = select(Installation).where(col(Installation.gtin) == gtin, col(Installation.serial) == serial,
+                                          col(Installation.removed_seq).is_(None))
+        return self.session.execute(stmt.order_by(col(Installation.seq))).scalars().all()
+
+    # recalls ------------------------------------------------------------------------------------
+    def get_recall(self, campaign_id: str) -> Recall | None:
+        return self.session.get(Recall, campaign_id)
+
+    def recalls(self, *, gtin: str | None = None, oem: str | None = None, open_only: bool = False,
+                at_seq: int | None = None) -> Sequence[Recall]:
+        stmt = select(Recall)
+        if gtin is not None:
+            stmt = stmt.where(col(Recall.gtin) == gtin)
+        if oem is not None:
+            stmt = stmt.where(col(Recall.oem) == oem)
+        if at_seq is not None:
+            stmt = stmt.where(col(Recall.set_seq) <= at_seq)
+            if open_only:
+                stmt = stmt.where(or_(col(Recall.cleared_seq).is_(None), col(Recall.cleared_seq) > at_seq))
+        elif open_only:
+            stmt = stmt.where(col(Recall.cleared_seq).is_(None))
+        return self.session.execute(stmt.order_by(col(Recall.set_seq))).scalars().all()
+
+    # batteries ----------------------------------------------------------------------------------
+    def battery_reports(self, gtin: str, serial: str) -> Sequence[BatteryReport]:
+        stmt = select(BatteryReport).where(col(BatteryReport.gtin) == gtin, col(BatteryReport.serial) == serial)
+        return self.session.execute(stmt.order_by(col(BatteryReport.seq))).scalars().all()
+
+    # grants -------------------------------------------------------------------------------------
+    def get_grant(self, grant_id: str) -> Grant | None:
+        return self.session.get(Grant, grant_id)
+
+    def list_grants(self, *, grantor: str | None = None, grantee: str | None = None, kind: str | None = None,
+                    status: str | None = None, offset: int = 0, limit: int = 1000) -> Sequence[Grant]:
+        stmt = select(Grant)
+        if grantor is not None:
+            stmt = stmt.where(col(Grant.grantor) == grantor)
+        if grantee is not None:
+            stmt = stmt.where(col(Grant.grantee) == grantee)
+        if kind is not None:
+            stmt = stmt.where(col(Grant.kind) == kind)
+        if status is not None:
+            stmt = stmt.where(col(Grant.status) == status)
+        stmt = stmt.order_by(col(Grant.issued_seq)).offset(offset).limit(limit)
+        return self.session.execute(stmt).scalars().all()
+
+    def grant_status_at(self, grant_id: str, seq: int) -> str | None:
+        """The grant's status just before record ``seq`` was applied (``None``: not issued yet)."""
+        stmt = (select(col(GrantChange.status)).where(col(GrantChange.grant_id) == grant_id, col(GrantChange.seq) < seq)
+                .order_by(col(GrantChange.seq).desc()).limit(1))
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def grant_changes(self, grant_id: str) -> Sequence[GrantChange]:
+        stmt = select(GrantChange).where(col(GrantChange.grant_id) == grant_id).order_by(col(GrantChange.seq))
+        return self.session.execute(stmt).scalars().all()
+
+    # claims -------------------------------------------------------------------------------------
+    def get_claim(self, claim_id: str) -> Claim | None:
+        return self.session.get(Claim, claim_id)
+
+    def list_claims(self, *, gtin: str | None = None, serial: str | None = None, lot: str | None = None,
+                    workshop: str | None = None, oem: str | None = None, status: str | None = None,
+                    offset: int = 0, limit: int = 1000) -> Sequence[Claim]:
+        stmt = select(Claim)
+        for column, value in ((Claim.gtin, gtin), (Claim.serial, serial), (Claim.lot, lot),
+                              (Claim.workshop, workshop), (Claim.oem, oem), (Claim.status, status)):
+            if value is not None:
+                stmt = stmt.where(col(column) == value)
+        stmt = stmt.order_by(col(Claim.filed_seq)).offset(offset).limit(limit)
+        return self.session.execute(stmt).scalars().all()
+
+    # corrections and flags ----------------------------------------------------------------------
+    def corrections_of(self, entry_id: str) -> Sequence[Correction]:
+        stmt = select(Correction).where(col(Correction.corrects) == entry_id).order_by(col(Correction.seq))
+        return self.session.execute(stmt).scalars().all()
+
+    def open_flags(self, *, subject: str | None = None, org_id: str | None = None, offset: int = 0,
+                   limit: int = 1000) -> Sequence[LedgerFlag]:
+        """Flags whose raising entry has not been corrected."""
+        corrected = select(col(Correction.corrects))
+        stmt = select(LedgerFlag).where(col(LedgerFlag.entry_id).not_in(corrected))
+        if subject is not None:
+            stmt = stmt.where(col(LedgerFlag.subject) == subject)
+        if org_id is not None:
+            stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
+        stmt = stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.kind), col(LedgerFlag.subject))
+        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+
+    def all_flags(self, *, subject: str | None = None, org_id: str | None = None, offset: int = 0,
+                  limit: int = 1000) -> Sequence[LedgerFlag]:
+        stmt = select(LedgerFlag)
+        if subject is not None:
+            stmt = stmt.where(col(LedgerFlag.subject) == subject)
+        if org_id is not None:
+            stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
+        stmt = stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.kind), col(LedgerFlag.subject))
+        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+
+    def corrected_entry_ids(self) -> set[str]:
+        return {str(x) for x in self.session.execute(select(col(Correction.corrects))).scalars().all()}
+
+    # the log, read-only -------------------------------------------------------------------------
+    def record_of_entry(self, entry_id: str) -> tuple[int, dict[str, Any]] | None:
+        """``(seq, entry)`` of a logged entry."""
+        raw = self.session.execute(select(RECORDS.c.seq, RECORDS.c.record)
+                                   .where(RECORDS.c.entry_id == entry_id)).first()
+        if raw is None:
+            return None
+        return int(raw[0]), parse_record(bytes(raw[1])).entry.data
+
+    def logged_at(self, seq: int) -> str | None:
+        value = self.session.execute(select(RECORDS.c.logged_at).where(RECORDS.c.seq == seq)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def head_seq(self) -> int:
+        value = self.session.execute(select(func.max(RECORDS.c.seq))).scalar_one_or_none()
+        return -1 if value is None else int(value)
+
+    def entries_by_key_since(self, org_id: str, kid: str, logged_from: str, before_seq: int
+                             ) -> list[tuple[int, str, dict[str, Any]]]:
+        """``(seq, entry_id, entry)`` of records signed by ``kid`` logged at or after ``logged_from``."""
+        stmt = (select(RECORDS.c.seq, RECORDS.c.entry_id, RECORDS.c.record)
+                .where(and_(RECORDS.c.org_id == org_id, RECORDS.c.logged_at >= logged_from,
+                            RECORDS.c.seq < before_seq))
+                .order_by(RECORDS.c.seq))
+        out = []
+        for seq, entry_id, raw in self.session.execute(stmt).all():
+            entry = parse_record(bytes(raw)).entry
+            if entry.kid == kid:
+                out.append((int(seq), str(entry_id), entry.data))
+        return out
+
+
+__all__ = ["DomainRepo"]
