@@ -151,8 +151,10 @@ def render_page(verdict: dict[str, Any], *, lang: str, self_path: str, query: di
                     + (f" ({len(warranty['claims'])})" if warranty["claims"] else "") + "</p>")
     if verdict["history"]:
         sections.append(f"<h2>{t['history']}</h2><ol class=history>" + "".join(
-            f"<li><time>{escape(h['time'])}</time> <strong>{escape(h['type'])}</strong> {escape(h['org'])}"
-            f" <small>#{h['seq']}</small></li>" for h in verdict["history"]) + "</ol>")
+            f"<li><time>{escape(h['logged'])}</time> <strong>{escape(h['type'])}</strong> {escape(h['org'])}"
+            f" → {escape(h['state_after'])}"
+            + (f" ({escape(h['authorization'])})" if h.get("authorization") else "")
+            + f" <small>#{h['seq']}</small></li>" for h in verdict["history"]) + "</ol>")
     proof = verdict.get("proof")
     if proof:
         sections.append(

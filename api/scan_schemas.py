@@ -37,14 +37,13 @@ class SignatureOut(BaseModel):
 
 
 class HistoryEventOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    seq: int
+    seq: int = Field(description="the record's sequence number; fetch it at /v1/log/records/{seq}")
     type: str
-    org: str
-    time: str = Field(description="the actor's claimed time (RFC 3339 UTC)")
-    logged: str | None = Field(default=None, description="the log's time")
-    summary: dict[str, Any] = Field(default_factory=dict, description="the event body, as recorded")
+    org: str = Field(description="the org that signed the entry")
+    logged: str = Field(description="the log's time of the record (RFC 3339 UTC)")
+    state_after: str
+    authorization: str | None = Field(default=None, description="for workshop acts: the authorization judged then")
+    grant_id: str | None = None
 
 
 class FlagOut(BaseModel):
@@ -65,7 +64,8 @@ class AuthorizationOut(BaseModel):
     activity: str
     authorized: bool
     grant_id: str | None
-    status: Literal["authorized", "independent", "suspended", "revoked", "expired", "out_of_scope", "unknown_org"]
+    status: Literal["authorized", "independent", "suspended", "revoked", "expired", "out_of_scope", "unknown_org",
+                    "unknown_part"]
     message: str
 
 
@@ -163,6 +163,21 @@ class TrustBundleOut(BaseModel):
     verifier_key: str = Field(description="the log's note verifier key (a hint; pin the key you trust)")
 
 
+class PartDetailOut(BaseModel):
+    part: dict[str, Any] = Field(description="the part's current projection (state, custodian, vehicle, ...)")
+    history: list[HistoryEventOut]
+    flags: list[dict[str, Any]] = Field(description="every flag on the part, with `open`")
+    recalls: list[dict[str, Any]] = Field(description="open recall campaigns covering the part")
+    installations: list[dict[str, Any]]
+    claims: list[dict[str, Any]]
+
+
+class RecallAffectedOut(BaseModel):
+    recall: dict[str, Any]
+    items: list[dict[str, Any]]
+    next_offset: int | None
+
+
 __all__ = [
     "AuthorizationOut",
     "FlagOut",
@@ -173,9 +188,11 @@ __all__ = [
     "OrgPage",
     "OrgRef",
     "Page",
+    "PartDetailOut",
     "PartRef",
     "ProofOut",
     "ReasonOut",
+    "RecallAffectedOut",
     "RecallOut",
     "ScanVerdict",
     "SignatureOut",

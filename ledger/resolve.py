@@ -14,9 +14,17 @@ from typing import Any
 
 from ledger import directory, merkle
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
+from ledger.domain import authz
+from ledger.domain.common import subject
+from ledger.domain.recalls import covers
 from ledger.errors import SignatureError
 from ledger.keys import b64decode, b64encode
 from ledger.log import Ledger
+from ledger.storage.domain_repo import DomainRepo
+from ledger.storage.grant_tables import Grant
+from ledger.storage.parts_tables import PartEvent, Recall
+from ledger.storage.state import StateStore
+from ledger.storage.warranty_tables import Claim
 from ledger.verdict import (
     Authorization,
     FlagFact,
@@ -34,56 +42,124 @@ class PartView:
 
     facts: PartFacts
     latest_seq: int
+    commissioned_seq: int
+    brand_owner: str
     custodian: str | None = None
     installation: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
-    part_sig: str | None = None  # the AI 8030 value recorded at commissioning, if any
+    signer_keys: list[bytes] = field(default_factory=list)
+
+
+def history_json(event: PartEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "type": event.type, "org": event.org_id, "logged": event.logged,
+            "state_after": event.state_after, "authorization": event.authorization, "grant_id": event.grant_id}
+
+
+def claim_json(claim: Claim) -> dict[str, Any]:
+    return {"claim_id": claim.claim_id, "status": claim.status, "workshop": claim.workshop,
+            "failure_code": claim.failure_code, "filed_seq": claim.filed_seq, "held_reasons": list(claim.held_reasons),
+            "reason_codes": list(claim.reason_codes)}
 
 
 def part_view(ledger: Ledger, gtin: str, serial: str) -> PartView | None:
-    """The part's facts from the domain projections, or ``None`` if it was never commissioned."""
-    return None
+    """The part's facts from the domain projections (one read transaction), or ``None`` if never commissioned."""
+    with ledger.db.read() as session:
+        repo = DomainRepo(session)
+        part = repo.get_part(gtin, serial)
+        if part is None:
+            return None
+        events = repo.part_events(gtin, serial)
+        flags = repo.open_flags(subject=subject(gtin, serial))
+        recalls = [r for r in repo.recalls(gtin=gtin, open_only=True) if covers(r, part)]
+        claims = repo.list_claims(gtin=gtin, serial=serial)
+        installs = repo.open_installations(gtin, serial)
+        keys = StateStore(session).keys_of(part.commissioned_by)
+        commission_key = next((k for k in keys if k.kid == part.commissioned_kid), None)
+        commissioned_at = events[0].logged if events else None
+        compromised = bool(commission_key is not None and commission_key.compromised_at is not None
+                           and commissioned_at is not None and commission_key.compromised_at <= commissioned_at)
+        installation = None
+        if installs:
+            inst = installs[-1]
+            installation = {"vehicle": inst.vehicle, "workshop": inst.workshop, "site": inst.site, "seq": inst.seq,
+                            "logged": inst.logged, "authorization": inst.authorization, "grant_id": inst.grant_id}
+        facts = PartFacts(
+            gtin=gtin, serial=serial, state=part.state, commissioned_by=part.commissioned_by, lot=part.lot,
+            open_flags=tuple(FlagFact(kind=f.kind, message=f.message, seq=f.seq) for f in flags),
+            recalls=tuple(RecallFact(campaign_id=r.campaign_id, reason=r.reason_code, seq=r.set_seq) for r in recalls),
+            key_compromised=compromised,
+        )
+        return PartView(facts=facts, latest_seq=part.last_seq, commissioned_seq=part.commissioned_seq,
+                        brand_owner=part.brand_owner, custodian=part.custodian, installation=installation,
+                        history=[history_json(e) for e in events], claims=[claim_json(c) for c in claims],
+                        signer_keys=[bytes(k.public_key) for k in keys])
+
+
+def label_sig(ledger: Ledger, view: PartView) -> str | None:
+    """The AI 8030 value recorded in the commissioning entry (``body.part_sig``), if the org recorded one."""
+    value = ledger.record(view.commissioned_seq).entry.body.get("part_sig")
+    return value if isinstance(value, str) else None
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    return {"grant_id": grant.grant_id, "kind": grant.kind, "grantor": grant.grantor, "grantee": grant.grantee,
+            "activities": list(grant.activities), "gtin_prefixes": list(grant.gtin_prefixes),
+            "brands": list(grant.brands), "categories": list(grant.categories), "countries": list(grant.countries),
+            "sites": list(grant.sites), "valid_from": grant.valid_from, "valid_until": grant.valid_until,
+            "status": grant.status, "issued_seq": grant.issued_seq, "changed_seq": grant.changed_seq}
+
+
+def recall_json(recall: Recall) -> dict[str, Any]:
+    return {"campaign_id": recall.campaign_id, "oem": recall.oem, "gtin": recall.gtin, "lots": list(recall.lots),
+            "serial_ranges": [list(r) for r in recall.serial_ranges], "reason": recall.reason_code,
+            "set_seq": recall.set_seq, "cleared_seq": recall.cleared_seq}
 
 
 def bundle_grants(ledger: Ledger) -> list[dict[str, Any]]:
-    """Every workshop and commission grant, in trust-bundle form."""
-    return []
+    """Every workshop and commission grant (all statuses: a revoked grant must be known offline)."""
+    with ledger.db.read() as session:
+        return [grant_json(g) for g in DomainRepo(session).list_grants(limit=1_000_000)]
 
 
 def bundle_recalls(ledger: Ledger) -> list[dict[str, Any]]:
     """Every open recall campaign, in trust-bundle form."""
-    return []
+    with ledger.db.read() as session:
+        return [recall_json(r) for r in DomainRepo(session).recalls(open_only=True)]
 
 
-def workshop_authorization(ledger: Ledger, workshop: str, gtin: str, activity: str) -> Authorization:
-    """The domain's authorization decision for ``workshop`` right now (as of the log's head)."""
-    if directory.org_summary(ledger, workshop) is None:
-        return Authorization(workshop, activity, False, None, "unknown_org", f"{workshop} is not a registered org")
-    return Authorization(workshop, activity, False, None, "independent",
-                         f"{workshop} holds no grant: it may work as an independent workshop, unauthorized by the "
-                         "brand")
+def workshop_authorization(ledger: Ledger, workshop: str, gtin: str, serial: str, activity: str,
+                           *, now: str) -> Authorization:
+    """The domain's authorization rule for ``workshop`` on this part, judged as of the log's head and ``now``."""
+    with ledger.db.read() as session:
+        org = StateStore(session).get_org(workshop)
+        if org is None:
+            return Authorization(workshop, activity, False, None, "unknown_org",
+                                 f"{workshop} is not a registered org")
+        repo = DomainRepo(session)
+        part = repo.get_part(gtin, serial)
+        if part is None:
+            return Authorization(workshop, activity, False, None, "unknown_part",
+                                 f"no part {gtin}/{serial} to authorize {activity} on")
+        result = authz.judge(repo, workshop=org, part=part, activity=activity, seq=repo.head_seq() + 1, logged=now)
+    return Authorization(workshop, activity, result.authorized, result.grant_id, result.status, result.message)
 
 
 def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[SigStatus, str | None]:
     if link.sig is None:
         return "missing", None
     if view is not None:
-        candidates = [view.facts.commissioned_by]
+        candidates = [(view.facts.commissioned_by, view.signer_keys)]
     else:
-        candidates = [o["org_id"] for o in directory.all_orgs_with_keys(ledger)
+        candidates = [(o["org_id"], [b64decode(k["public_key"], field="public_key", size=32) for k in o["keys"]])
+                      for o in directory.all_orgs_with_keys(ledger)
                       if any(gtin_matches_prefix(link.gtin, p) for p in o["gs1_prefixes"])]
         if not candidates:
             return "unknown_key", None
-    for org_id in candidates:
-        try:
-            org = directory.get_org(ledger, org_id)
-        except Exception:  # noqa: S112 — an org that vanished is simply not a candidate
-            continue
-        for key in org["keys"]:
+    for org_id, keys in candidates:
+        for public_key in keys:
             try:
-                verify_part_sig(b64decode(key["public_key"], field="public_key", size=32), link.gtin, link.serial,
-                                link.sig)
+                verify_part_sig(public_key, link.gtin, link.serial, link.sig)
             except SignatureError:
                 continue
             return "valid", org_id
@@ -117,13 +193,12 @@ def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str
     facts = view.facts if view else None
     authorization = None
     if workshop is not None:
-        authorization = workshop_authorization(ledger, workshop, link.gtin, activity).to_json()
+        authorization = workshop_authorization(ledger, workshop, link.gtin, link.serial, activity, now=now).to_json()
     lot = facts.lot if facts else None
     return {
         **judgement.to_json(),
         "part": {"gtin": link.gtin, "serial": link.serial, "lot": lot, "label_lot": link.lot,
-                 "uri": build_uri(resolver_base, link.gtin, link.serial, lot=lot or link.lot,
-                                  sig=(view.part_sig if view and view.part_sig else link.sig))},
+                 "uri": build_uri(resolver_base, link.gtin, link.serial, lot=lot or link.lot, sig=link.sig)},
         "signature": {"status": sig, "signed_by": signed_by},
         "commissioned_by": directory.org_summary(ledger, facts.commissioned_by) if facts else None,
         "state": facts.state if facts else None,
@@ -142,12 +217,15 @@ def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str
 
 
 __all__ = [
-    "FlagFact",
     "PartView",
-    "RecallFact",
     "bundle_grants",
     "bundle_recalls",
+    "claim_json",
+    "grant_json",
+    "history_json",
+    "label_sig",
     "part_view",
+    "recall_json",
     "resolve_scan",
     "workshop_authorization",
 ]

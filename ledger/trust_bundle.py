@@ -202,8 +202,10 @@ def _recalls_for(bundle: dict[str, Any], link: PartLink) -> tuple[RecallFact, ..
         lots = recall.get("lots") or []
         ranges = recall.get("serial_ranges") or []
         serials = recall.get("serials") or []
+        # Same rule as the domain (ledger.domain.recalls.covers): a range covers serials of its length.
         hit = (not lots and not ranges and not serials) or (link.lot is not None and link.lot in lots) or (
-            link.serial in serials) or any(r[0] <= link.serial <= r[1] for r in ranges)
+            link.serial in serials) or any(len(r[0]) == len(link.serial) and r[0] <= link.serial <= r[1]
+                                           for r in ranges)
         if hit:
             found.append(RecallFact(campaign_id=str(recall["campaign_id"]), reason=recall.get("reason")))
     return tuple(found)
@@ -244,7 +246,11 @@ def offline_verdict(uri: str, envelope: dict[str, Any], log_verifier_key: str, *
     judgement = judge(facts, sig=sig, label_lot=link.lot, online=False, extra=extra)
     authorization = None
     if workshop is not None:
-        workshop_grants = (grant_facts(g) for g in bundle["grants"] if g.get("kind", "workshop") != "commission")
+        # Only the brand owner's grants count (the holder of the GTIN's company prefix), as in the domain.
+        owners = {o["org_id"] for o in bundle["orgs"] if any(gtin_matches_prefix(link.gtin, p)
+                                                               for p in o["gs1_prefixes"])}
+        workshop_grants = (grant_facts(g) for g in bundle["grants"]
+                           if g.get("kind", "workshop") != "commission" and g["grantor"] in owners)
         authorization = authorize(workshop_grants, workshop=workshop, gtin=link.gtin, activity=activity,
                                   now=_rfc3339(now))
     return OfflineResult(link=link, judgement=judgement, signed_by=signer_org, authorization=authorization,
