@@ -313,7 +313,7 @@ class PartsLedger:
         and be included in a signed checkpoint consistent with what this client has seen. Adds
         ``proof_checked: true`` to the returned dict; raises otherwise.
         """
-        from urllib.parse import urlsplit
+        from urllib.parse import parse_qsl, urlsplit
 
         from ledger.digital_link import parse_uri
 
@@ -322,7 +322,8 @@ class PartsLedger:
         params: dict[str, Any] = {"activity": activity}
         if workshop:
             params["workshop"] = workshop
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        path = parts.path  # httpx replaces a URL's query with ``params``: carry the label's query as params
+        params.update(parse_qsl(parts.query, keep_blank_values=True))
         if link.compressed:
             path = f"/01/{link.gtin}/21/{link.serial}"
             params.update({k: v for k, v in (("10", link.lot), ("8030", link.sig)) if v})
