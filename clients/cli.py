@@ -145,7 +145,7 @@ def verify(
     out.print(f"ok: {report.records} records, {report.signatures} signatures, {report.nodes} Merkle nodes and "
               f"{report.checkpoints} checkpoints verified; root {report.root.hex()}"
               + ("" if vkey else " (checkpoint signatures not checked: no log key)")
-              + (f"; replay matches on {len(replayed)} tables" if replayed is not None else ""))
+              + (f"; replay matches on {len(replayed)} tables" if replayed is not None else ""), soft_wrap=True)
 
 
 @app.command()

@@ -83,7 +83,7 @@ def error_json(exc: LedgerError) -> dict[str, Any]:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)  # one line
     return typer.Exit(code)
 
 
