@@ -27,7 +27,7 @@ from ledger.epcis import vocab
 from ledger.epcis.mapping import MapContext, entry_to_event
 
 _ENTRY_ID = re.compile(r"^[0-9a-f]{64}$")
-CORRECTS_KEYS = ("corrects", "entry_id", "corrected_entry", "target")
+CORRECTS_KEYS = ("corrects",)
 
 
 @dataclass
@@ -47,7 +47,7 @@ def corrected_entry_id(body: dict[str, Any]) -> str | None:
 
 
 def _reason(body: dict[str, Any]) -> str:
-    for key in ("reason", "error", "kind"):
+    for key in ("reason_code", "reason", "error", "kind"):
         if body.get(key) == "did_not_occur":
             return "did_not_occur"
     return "incorrect_data"
