@@ -13,6 +13,8 @@ from api.routes import log as log_routes
 from api.routes import parts as parts_routes
 from api.routes import scan as scan_routes
 from api.routes import scanner_page
+from api.routes import vehicles as vehicle_routes
+from api.routes.vehicles import VinIn
 from api.scan_schemas import LinksetOut
 from api.schemas import BatchIn, EntryIn
 from api.settings import ApiSettings
@@ -44,6 +46,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.include_router(log_routes.router)
     app.include_router(parts_routes.router)
     app.include_router(scan_routes.router)
+    app.include_router(vehicle_routes.router)
     app.include_router(epcis_routes.router)
     app.include_router(scanner_page.router)
     app.include_router(scan_routes.compressed_router)  # only base64url single segments; keep it last
@@ -52,7 +55,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     def _openapi_models() -> None:
         schema = app.openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (EntryIn, BatchIn, Problem, LinksetOut):
+        for model in (EntryIn, BatchIn, Problem, LinksetOut, VinIn):
             if model.__name__ not in components:
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
 

@@ -9,6 +9,7 @@ document promises: status code, content type, headers and body schema.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +36,11 @@ EXAMPLES_PER_OPERATION = 40
 BUDGET_SECONDS = 50
 
 
-def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: World) -> None:
+def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: World, tmp_path: Path) -> None:
     world.register("shenzhen-ev", "oem", gs1_prefixes=["6901234"])
     world.register("oslo-ws", "workshop")
-    settings_ = ApiSettings(ledger=LedgerSettings(db_url=ledger.db.url, origin=ledger.origin),
+    settings_ = ApiSettings(ledger=LedgerSettings(data_dir=tmp_path / "api", db_url=ledger.db.url,
+                                                  origin=ledger.origin),
                             limits=ApiLimits(scan_rate_per_minute=10**6, scan_burst=10**6, max_page=50))
     app = create_app(settings_, ledger=ledger)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
