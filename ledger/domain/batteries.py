@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from ledger.domain import authz
 from ledger.domain.body import get_int, require_keys
-from ledger.domain.common import BATTERY_CATEGORIES, read_part_ref, record_event, repo, require_kind, require_part
-from ledger.domain.registry import Context, handles
+from ledger.domain.common import (
+    BATTERY_CATEGORIES,
+    handles,
+    read_part_ref,
+    record_event,
+    repo,
+    require_kind,
+    require_part,
+)
+from ledger.domain.registry import Context
 from ledger.errors import PolicyRejected
 from ledger.gs1 import validate_gln
 from ledger.storage.parts_tables import BatteryReport

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
+from ledger.domain import registry
 from ledger.domain.body import get_str
-from ledger.domain.registry import Context
+from ledger.domain.registry import Context, Handler
 from ledger.errors import InvalidInput, NotFound, PolicyRejected
 from ledger.gs1 import gtin_has_prefix, validate_gtin, validate_serial
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import Org
-from ledger.storage.parts_tables import Part, PartEvent
+from ledger.storage.parts_tables import EntryRef, Part, PartEvent
 from ledger.storage.state import StateStore
 
 #: Part categories a grant can be scoped to (SPEC §4.2).
@@ -27,6 +30,30 @@ CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 #: Org kinds that can hold parts (custody).
 HOLDER_KINDS = frozenset({"oem", "supplier", "workshop", "recycler", "test_lab"})
+
+
+def handles(event_type: str) -> Callable[[Handler], Handler]:
+    """Register a domain handler that also indexes its entry (see :class:`EntryRef`).
+
+    The index row is written after the handler succeeds, in the same
+    transaction, so a rejected entry leaves no trace.
+    """
+
+    def decorator(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        def run(ctx: Context) -> None:
+            fn(ctx)
+            body = ctx.entry.body
+            gtin, serial = body.get("gtin"), body.get("serial")
+            repo(ctx).add(EntryRef(entry_id=ctx.entry_id, seq=ctx.seq, type=ctx.entry.type, org_id=ctx.entry.org,
+                                   kid=ctx.entry.kid, logged=ctx.logged,
+                                   gtin=gtin if isinstance(gtin, str) and len(gtin) == 14 else None,
+                                   serial=serial if isinstance(serial, str) and len(serial) <= 20 else None))
+
+        registry.handles(event_type)(run)
+        return fn
+
+    return decorator
 
 
 def repo(ctx: Context) -> DomainRepo:
@@ -138,6 +165,7 @@ __all__ = [
     "HOLDER_KINDS",
     "actor",
     "flag",
+    "handles",
     "part_key",
     "prefix_owner",
     "prefix_owner_in",

@@ -19,8 +19,8 @@ stays revoked.
 from __future__ import annotations
 
 from ledger.domain.body import COUNTRY_RE, get_opt_str, get_str_list, require_keys
-from ledger.domain.common import ACTIVITIES, CATEGORIES, read_code, read_id, repo, require_kind, require_org
-from ledger.domain.registry import Context, handles
+from ledger.domain.common import ACTIVITIES, CATEGORIES, handles, read_code, read_id, repo, require_kind, require_org
+from ledger.domain.registry import Context
 from ledger.entries import format_time, parse_time
 from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
 from ledger.gs1 import validate_gln

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from ledger.domain.body import COUNTRY_RE, get_opt_str, get_str, get_str_list, require_keys
-from ledger.domain.registry import Context, handles
+from ledger.domain.common import flag, handles, repo
+from ledger.domain.registry import Context
 from ledger.entries import format_time, is_valid_org_id, parse_time
 from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
 from ledger.keys import b64decode, key_id
@@ -135,19 +136,14 @@ def _flag_compromised(ctx: Context, org_id: str, kid: str, since: str) -> None:
     its brand owner); any other entry is flagged under ``entry:<id>`` for the
     key's org.
     """
-    from ledger.domain.common import flag, repo
-
     r = repo(ctx)
-    for seq, entry_id, entry in r.entries_by_key_since(org_id, kid, since, ctx.seq):
-        body = entry.get("body", {})
-        part = None
-        if isinstance(body.get("gtin"), str) and isinstance(body.get("serial"), str):
-            part = r.get_part(body["gtin"], body["serial"])
-        message = (f"{entry['type']} at seq {seq} was signed by key {kid} after its compromise time {since}; "
-                   f"entry {entry_id} cannot be trusted")
+    for ref in r.entries_by_key_since(kid, since):
+        part = r.get_part(ref.gtin, ref.serial) if ref.gtin and ref.serial else None
+        message = (f"{ref.type} at seq {ref.seq} was signed by key {kid} after its compromise time {since}; "
+                   f"entry {ref.entry_id} cannot be trusted")
         if part is not None:
             flag(ctx, part, "key_compromised", message)
             part.suspect = True
             r.save(part)
         else:
-            ctx.flag("key_compromised", f"entry:{entry_id}", message, org_id=org_id)
+            ctx.flag("key_compromised", f"entry:{ref.entry_id}", message, org_id=org_id)

@@ -29,6 +29,7 @@ from ledger.domain.common import (
     HOLDER_KINDS,
     actor,
     flag,
+    handles,
     part_key,
     prefix_owner,
     read_code,
@@ -42,7 +43,7 @@ from ledger.domain.common import (
     require_part,
 )
 from ledger.domain.recalls import open_recalls_for
-from ledger.domain.registry import Context, handles
+from ledger.domain.registry import Context
 from ledger.errors import Conflict, InvalidInput, PolicyRejected
 from ledger.gs1 import gtin_has_prefix, validate_gln, validate_gtin, validate_lot, validate_serial
 from ledger.storage.domain_tables import Org

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.domain.body import get_str_list, require_keys
-from ledger.domain.common import prefix_owner, read_code, read_documents, read_id, repo, require_kind
-from ledger.domain.registry import Context, handles
+from ledger.domain.common import handles, prefix_owner, read_code, read_documents, read_id, repo, require_kind
+from ledger.domain.registry import Context
 from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
 from ledger.gs1 import validate_gtin, validate_lot, validate_serial
 from ledger.storage.parts_tables import Part, Recall

@@ -29,6 +29,7 @@ from typing import Any
 from ledger.domain import authz
 from ledger.domain.body import get_int, get_opt_str, get_str_list, require_keys
 from ledger.domain.common import (
+    handles,
     read_code,
     read_documents,
     read_id,
@@ -41,7 +42,7 @@ from ledger.domain.common import (
     subject,
 )
 from ledger.domain.recalls import open_recalls_for
-from ledger.domain.registry import Context, handles
+from ledger.domain.registry import Context
 from ledger.entries import parse_time
 from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
 from ledger.storage.warranty_tables import Claim

@@ -10,16 +10,14 @@ come from one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, SQLModel, col
 
-from ledger.entries import parse_record
 from ledger.storage.domain_tables import LedgerFlag
 from ledger.storage.grant_tables import Grant, GrantChange
-from ledger.storage.log_tables import RECORDS
-from ledger.storage.parts_tables import BatteryReport, Correction, Installation, Part, PartEvent, Recall
+from ledger.storage.parts_tables import BatteryReport, Correction, EntryRef, Installation, Part, PartEvent, Recall
 from ledger.storage.warranty_tables import Claim
 
 T = TypeVar("T", bound=SQLModel)
@@ -178,39 +176,30 @@ class DomainRepo:
         stmt = stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.kind), col(LedgerFlag.subject))
         return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
 
+    def flags_of_entry(self, entry_id: str) -> Sequence[LedgerFlag]:
+        stmt = select(LedgerFlag).where(col(LedgerFlag.entry_id) == entry_id)
+        return self.session.execute(stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.subject))).scalars().all()
+
     def corrected_entry_ids(self) -> set[str]:
         return {str(x) for x in self.session.execute(select(col(Correction.corrects))).scalars().all()}
 
-    # the log, read-only -------------------------------------------------------------------------
-    def record_of_entry(self, entry_id: str) -> tuple[int, dict[str, Any]] | None:
-        """``(seq, entry)`` of a logged entry."""
-        raw = self.session.execute(select(RECORDS.c.seq, RECORDS.c.record)
-                                   .where(RECORDS.c.entry_id == entry_id)).first()
-        if raw is None:
-            return None
-        return int(raw[0]), parse_record(bytes(raw[1])).entry.data
+    # the entry index (a projection: replay has no log tables) ------------------------------
+    def record_of_entry(self, entry_id: str) -> EntryRef | None:
+        return self.session.get(EntryRef, entry_id)
 
     def logged_at(self, seq: int) -> str | None:
-        value = self.session.execute(select(RECORDS.c.logged_at).where(RECORDS.c.seq == seq)).scalar_one_or_none()
+        value = self.session.execute(select(col(EntryRef.logged)).where(col(EntryRef.seq) == seq)).scalar_one_or_none()
         return None if value is None else str(value)
 
     def head_seq(self) -> int:
-        value = self.session.execute(select(func.max(RECORDS.c.seq))).scalar_one_or_none()
+        value = self.session.execute(select(func.max(col(EntryRef.seq)))).scalar_one_or_none()
         return -1 if value is None else int(value)
 
-    def entries_by_key_since(self, org_id: str, kid: str, logged_from: str, before_seq: int
-                             ) -> list[tuple[int, str, dict[str, Any]]]:
-        """``(seq, entry_id, entry)`` of records signed by ``kid`` logged at or after ``logged_from``."""
-        stmt = (select(RECORDS.c.seq, RECORDS.c.entry_id, RECORDS.c.record)
-                .where(and_(RECORDS.c.org_id == org_id, RECORDS.c.logged_at >= logged_from,
-                            RECORDS.c.seq < before_seq))
-                .order_by(RECORDS.c.seq))
-        out = []
-        for seq, entry_id, raw in self.session.execute(stmt).all():
-            entry = parse_record(bytes(raw)).entry
-            if entry.kid == kid:
-                out.append((int(seq), str(entry_id), entry.data))
-        return out
+    def entries_by_key_since(self, kid: str, logged_from: str) -> Sequence[EntryRef]:
+        """Entries signed by ``kid`` logged at or after ``logged_from``, in log order."""
+        stmt = (select(EntryRef).where(col(EntryRef.kid) == kid, col(EntryRef.logged) >= logged_from)
+                .order_by(col(EntryRef.seq)))
+        return self.session.execute(stmt).scalars().all()
 
 
 __all__ = ["DomainRepo"]

@@ -118,4 +118,25 @@ class Correction(SQLModel, table=True):
     reason_code: str = Field(sa_column=Column(String(64), nullable=False))
 
 
-__all__ = ["BatteryReport", "Correction", "Installation", "Part", "PartEvent", "Recall"]
+class EntryRef(SQLModel, table=True):
+    """Every applied entry's id, position, author key and part (if any).
+
+    Handlers must be a pure function of the projections — replay runs them
+    into a database without the log tables — so what a later handler needs to
+    know about an earlier entry (corrections, key-compromise flags, the
+    log's time at a seq) is projected here.
+    """
+
+    __tablename__ = "entry_refs"
+
+    entry_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    org_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    kid: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    logged: str = Field(sa_column=Column(String(32), nullable=False))
+    gtin: str | None = Field(default=None, sa_column=Column(String(14), nullable=True))
+    serial: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+
+
+__all__ = ["BatteryReport", "Correction", "EntryRef", "Installation", "Part", "PartEvent", "Recall"]

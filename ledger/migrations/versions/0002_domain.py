@@ -1,4 +1,4 @@
-"""The domain's projections (parts, installations, recalls, batteries, corrections, grants, claims)
+"""The domain's projections (entry index, parts, installations, recalls, batteries, corrections, grants, claims)
 and the off-log vault and document store.
 
 Revision ID: 0002
@@ -18,6 +18,17 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "entry_refs",
+        sa.Column("entry_id", sa.String(64), primary_key=True),
+        sa.Column("seq", sa.BigInteger(), nullable=False, unique=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("org_id", sa.String(64), nullable=False, index=True),
+        sa.Column("kid", sa.String(32), nullable=False, index=True),
+        sa.Column("logged", sa.String(32), nullable=False),
+        sa.Column("gtin", sa.String(14), nullable=True),
+        sa.Column("serial", sa.String(20), nullable=True),
+    )
     op.create_table(
         "parts",
         sa.Column("gtin", sa.String(14), primary_key=True),
@@ -165,5 +176,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in ("documents", "vault_vehicles", "claims", "grant_changes", "grants", "corrections",
-                  "battery_reports", "recalls", "installations", "part_events", "parts"):
+                  "battery_reports", "recalls", "installations", "part_events", "parts", "entry_refs"):
         op.drop_table(table)
