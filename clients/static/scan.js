@@ -42,8 +42,9 @@
 
   // ---------------------------------------------------------------- the log key (pinned on first use)
   function parseVerifierKey(vkey) {
-    const [name, hash, key] = vkey.split("+");
-    const raw = b64(key);
+    const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);  // base64 may hold '+' too
+    const name = vkey.slice(0, first), hash = vkey.slice(first + 1, second);
+    const raw = b64(vkey.slice(second + 1));
     if (raw[0] !== 1 || raw.length !== 33) throw new Error("log key is not Ed25519");
     return { name, hash, publicKey: raw.slice(1) };
   }
@@ -314,6 +315,6 @@
   network();
   showBundle();
   if (navigator.onLine) refreshBundle().catch(() => {});
-  window.partsledgerScanner = { check, refreshBundle, start, stop };
+  window.partsledgerScanner = { check, checkProof, refreshBundle, start, stop };
   if (new URLSearchParams(location.search).get("autostart") === "1") start();
 })();
