@@ -1,0 +1,66 @@
+"""Raw Ed25519 verification rate beside single and batch append rates.
+
+The raw rate is the ceiling for a single core: an append must at least verify
+one signature, so ``batch append/s ÷ raw verify/s`` says how much of a core's
+time the rest of the append (canonical bytes, policy, SQL, Merkle nodes,
+checkpoint, commit) costs. Everything is prepared outside the timed sections.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import nacl.signing
+
+from benchmarks.workload import BenchLog
+from ledger.entries import SignedEntry
+from ledger.keys import signed_message
+
+
+def raw_verify(entries: list[SignedEntry], public_key: bytes, rounds: int = 3) -> dict[str, Any]:
+    """PyNaCl ``VerifyKey.verify`` over the exact messages the ledger verifies, single core."""
+    key = nacl.signing.VerifyKey(public_key)
+    messages = [(signed_message("entry", e.entry.canonical), e.signature) for e in entries]
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for message, signature in messages:
+            key.verify(message, signature)
+        rates.append(len(messages) / (time.perf_counter() - started))
+    return {"signatures": len(messages), "rounds": rounds, "verifies_per_s": statistics.median(rates),
+            "verifies_per_s_each_round": rates,
+            "mean_message_bytes": statistics.mean(len(m) for m, _ in messages)}
+
+
+def single_append(log: BenchLog, entries: list[SignedEntry], max_seconds: float) -> dict[str, Any]:
+    """``Ledger.append`` in a loop: each entry its own durable transaction with its own checkpoint."""
+    done = 0
+    started = time.perf_counter()
+    for signed in entries:
+        receipt = log.ledger.append(signed)
+        assert not receipt.duplicate
+        done += 1
+        if time.perf_counter() - started > max_seconds:
+            break
+    elapsed = time.perf_counter() - started
+    return {"appends": done, "seconds": elapsed, "appends_per_s": done / elapsed}
+
+
+def batch_append(log: BenchLog, entries: list[SignedEntry], batch_size: int, max_seconds: float) -> dict[str, Any]:
+    """``Ledger.append_batch`` of ``batch_size`` pre-signed entries per transaction (one checkpoint each)."""
+    done = 0
+    per_batch = []
+    started = time.perf_counter()
+    for start in range(0, len(entries) - batch_size + 1, batch_size):
+        t0 = time.perf_counter()
+        receipts = log.ledger.append_batch(entries[start:start + batch_size])
+        per_batch.append(time.perf_counter() - t0)
+        assert len(receipts) == batch_size and not any(r.duplicate for r in receipts)
+        done += batch_size
+        if time.perf_counter() - started > max_seconds:
+            break
+    elapsed = time.perf_counter() - started
+    return {"batch_size": batch_size, "batches": len(per_batch), "appends": done, "seconds": elapsed,
+            "appends_per_s": done / elapsed, "seconds_per_batch_median": statistics.median(per_batch)}
