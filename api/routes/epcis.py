@@ -226,9 +226,16 @@ def get_event(request: Request, event_id: str) -> Response:
     return JSONResponse({"@context": list(vocab.DOCUMENT_CONTEXT), **item.event})
 
 
-@router.get("/context.jsonld", summary="The JSON-LD context of partsledger's EPCIS extension namespace")
+class JsonLdResponse(JSONResponse):
+    media_type = "application/ld+json"
+
+
+@router.get("/context.jsonld", summary="The JSON-LD context of partsledger's EPCIS extension namespace",
+            response_class=JsonLdResponse,
+            responses={200: {"description": "A JSON-LD context document",
+                             "content": {"application/ld+json": {"schema": {"type": "object"}}}}})
 def get_context() -> Response:
-    return JSONResponse(vocab.EXTENSION_CONTEXT, media_type="application/ld+json")
+    return JsonLdResponse(vocab.EXTENSION_CONTEXT)
 
 
 # --- capture ---------------------------------------------------------------------------------------------
