@@ -304,3 +304,17 @@ def test_bad_input_is_rejected_with_its_code_and_nothing_appended(d: DomainWorld
     d.reject(d.oem, "part.commission", {"gtin": GTIN_BRAKE, "serial": "A1", "category": "brakes",
                                         "weight_g": 15}, "invalid_body")  # unknown field
 
+
+
+def test_custody_and_scrapped_parts(d: DomainWorld) -> None:
+    part = d.commission()
+    d.reject(d.workshop, "part.ship", {"gtin": part[0], "serial": part[1], "to": d.recycler.org}, "not_custodian")
+    receipt = d.append(d.workshop, "part.receive", {"gtin": part[0], "serial": part[1]})
+    assert [f.kind for f in receipt.flags] == ["custody_gap"]
+    assert queries.get_part(_db(d), *part)["custodian"] == d.workshop.org
+    d.reject(d.workshop, "part.remove", {"gtin": part[0], "serial": part[1]}, "invalid_state")
+    d.append(d.workshop, "part.scrap", {"gtin": part[0], "serial": part[1], "reason_code": "damaged"})
+    assert queries.get_part(_db(d), *part)["state"] == "scrapped"
+    receipt = d.install(part, "car-1")
+    assert [f.kind for f in receipt.flags] == ["scrapped_reinstalled"]
+    assert queries.get_part(_db(d), *part)["suspect"]
