@@ -44,9 +44,18 @@ class VaultRepo:
             result = session.execute(delete(VaultVehicle).where(col(VaultVehicle.lookup) == lookup))
             found = bool(getattr(result, "rowcount", 0))
         if self.db.is_sqlite:
-            with self.db.writer.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint_wal()
         return found
+
+    def _checkpoint_wal(self) -> None:
+        # Outside any transaction (a checkpoint cannot run inside one): the raw connection is in autocommit.
+        raw = self.db.writer.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
 
     def count(self) -> int:
         with self.db.read() as session:
@@ -71,7 +80,10 @@ class DocumentRepo:
             if self.db.is_sqlite:
                 session.execute(text("PRAGMA secure_delete=ON"))
             result = session.execute(delete(Document).where(col(Document.sha256) == sha256))
-            return bool(getattr(result, "rowcount", 0))
+            found = bool(getattr(result, "rowcount", 0))
+        if self.db.is_sqlite:
+            VaultRepo(self.db)._checkpoint_wal()
+        return found
 
 
 __all__ = ["DocumentRepo", "VaultRepo"]
