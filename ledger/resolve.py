@@ -9,6 +9,8 @@ and exports grants and recalls in the bundle form of :mod:`ledger.trust_bundle`.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from ledger.domain.recalls import covers
 from ledger.errors import SignatureError
 from ledger.keys import b64decode, b64encode
 from ledger.log import Ledger
+from ledger.storage import proof_reads
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.grant_tables import Grant
 from ledger.storage.parts_tables import PartEvent, Recall
@@ -65,35 +68,38 @@ def claim_json(claim: Claim) -> dict[str, Any]:
 def part_view(ledger: Ledger, gtin: str, serial: str) -> PartView | None:
     """The part's facts from the domain projections (one read transaction), or ``None`` if never commissioned."""
     with ledger.db.read() as session:
-        repo = DomainRepo(session)
-        part = repo.get_part(gtin, serial)
-        if part is None:
-            return None
-        events = repo.part_events(gtin, serial)
-        flags = repo.open_flags(subject=subject(gtin, serial))
-        recalls = [r for r in repo.recalls(gtin=gtin, open_only=True) if covers(r, part)]
-        claims = repo.list_claims(gtin=gtin, serial=serial)
-        installs = repo.open_installations(gtin, serial)
-        keys = StateStore(session).keys_of(part.commissioned_by)
-        commission_key = next((k for k in keys if k.kid == part.commissioned_kid), None)
-        commissioned_at = events[0].logged if events else None
-        compromised = bool(commission_key is not None and commission_key.compromised_at is not None
-                           and commissioned_at is not None and commission_key.compromised_at <= commissioned_at)
-        installation = None
-        if installs:
-            inst = installs[-1]
-            installation = {"vehicle": inst.vehicle, "workshop": inst.workshop, "site": inst.site, "seq": inst.seq,
-                            "logged": inst.logged, "authorization": inst.authorization, "grant_id": inst.grant_id}
-        facts = PartFacts(
-            gtin=gtin, serial=serial, state=part.state, commissioned_by=part.commissioned_by, lot=part.lot,
-            open_flags=tuple(FlagFact(kind=f.kind, message=f.message, seq=f.seq) for f in flags),
-            recalls=tuple(RecallFact(campaign_id=r.campaign_id, reason=r.reason_code, seq=r.set_seq) for r in recalls),
-            key_compromised=compromised,
-        )
-        return PartView(facts=facts, latest_seq=part.last_seq, commissioned_seq=part.commissioned_seq,
-                        brand_owner=part.brand_owner, custodian=part.custodian, installation=installation,
-                        history=[history_json(e) for e in events], claims=[claim_json(c) for c in claims],
-                        signer_keys=[bytes(k.public_key) for k in keys])
+        return _part_view(DomainRepo(session), gtin, serial)
+
+
+def _part_view(repo: DomainRepo, gtin: str, serial: str) -> PartView | None:
+    part = repo.get_part(gtin, serial)
+    if part is None:
+        return None
+    events = repo.part_events(gtin, serial)
+    flags = repo.open_flags(subject=subject(gtin, serial))
+    recalls = [r for r in repo.recalls(gtin=gtin, open_only=True) if covers(r, part)]
+    claims = repo.list_claims(gtin=gtin, serial=serial)
+    installs = repo.open_installations(gtin, serial)
+    keys = StateStore(repo.session).keys_of(part.commissioned_by)
+    commission_key = next((k for k in keys if k.kid == part.commissioned_kid), None)
+    commissioned_at = events[0].logged if events else None
+    compromised = bool(commission_key is not None and commission_key.compromised_at is not None
+                       and commissioned_at is not None and commission_key.compromised_at <= commissioned_at)
+    installation = None
+    if installs:
+        inst = installs[-1]
+        installation = {"vehicle": inst.vehicle, "workshop": inst.workshop, "site": inst.site, "seq": inst.seq,
+                        "logged": inst.logged, "authorization": inst.authorization, "grant_id": inst.grant_id}
+    facts = PartFacts(
+        gtin=gtin, serial=serial, state=part.state, commissioned_by=part.commissioned_by, lot=part.lot,
+        open_flags=tuple(FlagFact(kind=f.kind, message=f.message, seq=f.seq) for f in flags),
+        recalls=tuple(RecallFact(campaign_id=r.campaign_id, reason=r.reason_code, seq=r.set_seq) for r in recalls),
+        key_compromised=compromised,
+    )
+    return PartView(facts=facts, latest_seq=part.last_seq, commissioned_seq=part.commissioned_seq,
+                    brand_owner=part.brand_owner, custodian=part.custodian, installation=installation,
+                    history=[history_json(e) for e in events], claims=[claim_json(c) for c in claims],
+                    signer_keys=[bytes(k.public_key) for k in keys])
 
 
 def label_sig(ledger: Ledger, view: PartView) -> str | None:
@@ -166,14 +172,23 @@ def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[S
     return "invalid", None
 
 
-def _proof(ledger: Ledger, seq: int) -> dict[str, Any] | None:
-    checkpoint = ledger.latest_checkpoint()
-    if checkpoint is None or seq >= checkpoint.size:
+def _proof(repo: DomainRepo, seq: int) -> dict[str, Any] | None:
+    """Inclusion of record ``seq`` in the latest checkpoint, read in the same transaction as the facts."""
+    session = repo.session
+    checkpoint = proof_reads.latest_checkpoint(session)
+    raw = proof_reads.record_bytes(session, seq)
+    if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
-    tree_size, leaf, proof = ledger.inclusion_proof(seq, checkpoint.size)
-    raw = ledger.raw_records(seq, 1)[0][1]
-    return {"seq": seq, "tree_size": tree_size, "leaf_hash": b64encode(leaf), "record": b64encode(raw),
-            "inclusion_proof": merkle.encode_proof(proof), "checkpoint": checkpoint.note}
+    size, _root, note = checkpoint
+    leaf, proof = proof_reads.inclusion_proof(session, seq, size)
+    return {"seq": seq, "tree_size": size, "leaf_hash": b64encode(leaf), "record": b64encode(raw),
+            "inclusion_proof": merkle.encode_proof(proof), "checkpoint": note}
+
+
+def _org_summary(repo: DomainRepo, org_id: str) -> dict[str, Any] | None:
+    org = StateStore(repo.session).get_org(org_id)
+    return None if org is None else {"org_id": org.org_id, "name": org.name, "kind": org.kind,
+                                     "country": org.country}
 
 
 def _warranty(claims: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,23 +199,56 @@ def _warranty(claims: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": status, "claims": claims}
 
 
-def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str, workshop: str | None = None,
-                 activity: str = "install") -> dict[str, Any]:
-    """The verdict document for a scanned Digital Link (see ``api.scan_schemas.ScanVerdict``)."""
-    view = part_view(ledger, link.gtin, link.serial)
+class VerdictCache:
+    """Verdict facts by (GTIN, serial, label lot, label signature, tree size), least recently used first out.
+
+    Everything in a verdict except ``checked_at`` and the caller's
+    authorization is a pure function of the log, and an append-only log is
+    fully identified by its size, so an entry keyed by the size read in the
+    request's own transaction is never stale: the first append after it
+    changes the key. Repeated scans of the same label (a phone reloading, a
+    shelf being checked twice) then cost one small query.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+
+def _facts_document(ledger: Ledger, repo: DomainRepo, link: PartLink, resolver_base: str) -> dict[str, Any]:
+    view = _part_view(repo, link.gtin, link.serial)
+    maker = _org_summary(repo, view.facts.commissioned_by) if view else None
+    proof = _proof(repo, view.latest_seq) if view else None
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None
-    authorization = None
-    if workshop is not None:
-        authorization = workshop_authorization(ledger, workshop, link.gtin, link.serial, activity, now=now).to_json()
     lot = facts.lot if facts else None
     return {
         **judgement.to_json(),
         "part": {"gtin": link.gtin, "serial": link.serial, "lot": lot, "label_lot": link.lot,
                  "uri": build_uri(resolver_base, link.gtin, link.serial, lot=lot or link.lot, sig=link.sig)},
         "signature": {"status": sig, "signed_by": signed_by},
-        "commissioned_by": directory.org_summary(ledger, facts.commissioned_by) if facts else None,
+        "commissioned_by": maker,
         "state": facts.state if facts else None,
         "custodian": view.custodian if view else None,
         "installation": view.installation if view else None,
@@ -210,14 +258,35 @@ def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str
         if facts else [],
         "recalls": [{"campaign_id": r.campaign_id, "reason": r.reason, "seq": r.seq} for r in facts.recalls]
         if facts else [],
-        "authorization": authorization,
-        "proof": _proof(ledger, view.latest_seq) if view else None,
-        "checked_at": now,
+        "proof": proof,
     }
+
+
+def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str, workshop: str | None = None,
+                 activity: str = "install", cache: VerdictCache | None = None) -> dict[str, Any]:
+    """The verdict document for a scanned Digital Link (see ``api.scan_schemas.ScanVerdict``).
+
+    The part's facts, the commissioning org, the checkpoint and the inclusion
+    proof are read in one read transaction, so they describe one state of the log.
+    """
+    with ledger.db.read() as session:
+        repo = DomainRepo(session)
+        head = proof_reads.latest_checkpoint(session)
+        key = (link.gtin, link.serial, link.lot, link.sig, resolver_base, head[0] if head else 0)
+        document = cache.get(key) if cache is not None else None
+        if document is None:
+            document = _facts_document(ledger, repo, link, resolver_base)
+            if cache is not None:
+                cache.put(key, document)
+    authorization = None
+    if workshop is not None:
+        authorization = workshop_authorization(ledger, workshop, link.gtin, link.serial, activity, now=now).to_json()
+    return {**document, "authorization": authorization, "checked_at": now}
 
 
 __all__ = [
     "PartView",
+    "VerdictCache",
     "bundle_grants",
     "bundle_recalls",
     "claim_json",

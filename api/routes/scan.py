@@ -37,7 +37,7 @@ from api.scan_schemas import ScanVerdict
 from ledger.digital_link import PartLink, check_gtin, check_lot, check_serial, decode_part_sig, parse_uri
 from ledger.entries import is_valid_org_id, utc_now
 from ledger.errors import InvalidInput
-from ledger.resolve import resolve_scan
+from ledger.resolve import VerdictCache, resolve_scan
 
 router = APIRouter(tags=["scan"], dependencies=[Depends(scan_rate_limit)])
 #: Compressed Digital Links are one path segment; this router must be included *after* every other one.
@@ -68,6 +68,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
                       LINKSET_JSON: {"schema": {"$ref": "#/components/schemas/LinksetOut"}}}},
     **problem_responses(404, 422, 429),
 }
+
+
+def _verdict_cache(request: Request) -> VerdictCache:
+    cache: VerdictCache | None = getattr(request.app.state, "verdict_cache", None)
+    if cache is None:
+        cache = request.app.state.verdict_cache = VerdictCache()
+    return cache
 
 
 def _resolver_base(request: Request) -> str:
@@ -124,7 +131,8 @@ async def _answer(request: Request, link: PartLink, *, link_type: str | None, fm
     if wanted == "linkset":
         return JSONResponse(_linkset(base, link), media_type=LINKSET_JSON, headers=vary)
     verdict = await run_in_threadpool(resolve_scan, get_ledger(request), link, resolver_base=base, now=utc_now(),
-                                      workshop=_workshop(request, workshop), activity=activity)
+                                      workshop=_workshop(request, workshop), activity=activity,
+                                      cache=_verdict_cache(request))
     if wanted == "json":
         return JSONResponse(verdict, headers=vary)
     chosen = choose_lang(lang, request.headers.get("accept-language"))

@@ -270,3 +270,15 @@ def test_trust_bundle_from_live_state_judges_offline(client: TestClient, shop: S
     assert revoked.authorization.status == "revoked"
     ok = offline_verdict(uri("GEN0K1", "L2606"), envelope, vkey, now=now, workshop="riyadh-ws")
     assert ok.authorization is not None and ok.authorization.grant_id == "g-riyadh"
+
+
+def test_cached_verdicts_follow_every_append(client: TestClient, shop: Shop) -> None:
+    path = shop.label("GEN0K1")
+    first = scan(client, path)
+    again = scan(client, path)
+    cache = client.app.state.verdict_cache  # type: ignore[attr-defined]
+    assert cache.hits >= 1 and again["proof"] == first["proof"] and again["verdict"] == "genuine"
+    shop.world.append(shop.oem, "recall.set", {"campaign_id": "RC-2026-09", "gtin": GTIN, "lots": ["L2606"]})
+    after = scan(client, path)
+    assert after["verdict"] == "recalled"  # a new log size is a new cache key: never stale
+    assert after["proof"]["tree_size"] > first["proof"]["tree_size"]

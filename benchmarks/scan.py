@@ -1,0 +1,218 @@
+"""Benchmark of the JSON scan (SPEC §8): the verdict with inclusion proof, beside a bare FastAPI endpoint.
+
+Not a test; run by hand::
+
+    python -m benchmarks.scan --records 100000 --out benchmarks/scan_results.json [--db postgresql://...]
+
+1. Builds (or reuses, with ``--data-dir``) a ledger of at least ``--records``
+   records: an OEM commissioning parts in batches of 1,000 signed entries.
+2. Serves the real app (one uvicorn process, scan rate limit lifted) and a
+   bare FastAPI app whose ``GET /01/{gtin}/21/{serial}`` returns a constant
+   JSON verdict, one after the other on the same machine.
+3. For 8, 32 and 64 concurrent clients (closed loop, keep-alive
+   connections, raw HTTP/1.1 so the client is not the bottleneck), runs each
+   for ``--seconds`` against random commissioned serials and records
+   throughput and p50/p99 latency.
+
+Targets: scan throughput ≥ 1/3 of the bare endpoint's, scan p99 ≤ 3× the bare p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ORIGIN = "bench.partsledger/log"
+PREFIX = "6901234"
+CONCURRENCY = (8, 32, 64)
+
+
+# --- building the ledger ------------------------------------------------------------------------------
+def build(data_dir: Path, db: str | None, records: int) -> dict[str, Any]:
+    from ledger.entries import make_signed_entry
+    from ledger.gs1 import make_gtin
+    from ledger.keys import KeyPair, b64encode, read_key_file
+    from ledger.service import LedgerSettings, open_ledger
+
+    ledger = open_ledger(LedgerSettings(data_dir=data_dir, db_url=db, origin=ORIGIN))
+    gtin = make_gtin(PREFIX, 42)
+    size = ledger.size()
+    if size >= records:
+        return {"records": size, "built_seconds": 0.0, "gtin": gtin}
+    operator = read_key_file(data_dir / "operator.key")
+    oem = KeyPair.generate()
+    (data_dir / "oem.seed").write_bytes(oem.seed())
+    ledger.append(make_signed_entry(operator, origin=ORIGIN, type="org.register", org="partsledger-operator",
+                                    body={"org_id": "bench-oem", "kind": "oem", "name": "Bench OEM",
+                                          "gs1_prefixes": [PREFIX], "public_keys": [b64encode(oem.public_key)]}))
+    started = time.perf_counter()
+    n = ledger.size()
+    batch_no = 0
+    while n < records:
+        count = min(1000, records - n)
+        batch = [make_signed_entry(oem, origin=ORIGIN, type="part.commission", org="bench-oem",
+                                   body={"gtin": gtin, "serial": f"B{batch_no:05d}K{i:04d}", "lot": f"L{batch_no % 50}",
+                                         "category": "brakes"})
+                 for i in range(count)]
+        ledger.append_batch(batch)
+        n += count
+        batch_no += 1
+        print(f"\r  built {n} records", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    built = time.perf_counter() - started
+    ledger.db.dispose()
+    return {"records": n, "built_seconds": round(built, 1), "gtin": gtin}
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+def serve(app_name: str, port: int, data_dir: Path | None, db: str | None) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    if app_name == "bare":
+        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+        @app.get("/01/{gtin}/21/{serial}")
+        async def bare(gtin: str, serial: str) -> JSONResponse:
+            return JSONResponse({"verdict": "genuine", "part": {"gtin": gtin, "serial": serial}})
+    else:
+        from api.app import create_app
+        from api.settings import ApiLimits, ApiSettings
+        from ledger.service import LedgerSettings, open_ledger
+
+        assert data_dir is not None
+        settings = LedgerSettings(data_dir=data_dir, db_url=db, origin=ORIGIN)
+        limits = ApiLimits(scan_rate_per_minute=10**9, scan_burst=10**9)
+        app = create_app(ApiSettings(ledger=settings, limits=limits), ledger=open_ledger(settings))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(app_name: str, data_dir: Path, db: str | None) -> Iterator[int]:
+    port = _free_port()
+    args = [sys.executable, "-m", "benchmarks.scan", "--serve", app_name, "--port", str(port),
+            "--data-dir", str(data_dir)] + (["--db", db] if db else [])
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --- load ---------------------------------------------------------------------------------------------------
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(seed: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                status = await _get(reader, writer, rng.choice(paths))
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    errors += 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    elapsed = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+    }
+
+
+def measure(port: int, paths: list[str], seconds: float) -> list[dict[str, Any]]:
+    asyncio.run(_load(port, paths, 8, 2.0))  # warm-up
+    return [asyncio.run(_load(port, paths, n, seconds)) for n in CONCURRENCY]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--db", help="PostgreSQL URL (default: SQLite in the data directory)")
+    parser.add_argument("--data-dir", type=Path, help="reuse a built ledger here")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "scan_results.json")
+    parser.add_argument("--serve", choices=["scan", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port, args.data_dir, args.db)
+        return
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pl-scan-bench-"))
+    info = build(data_dir, args.db, args.records)
+    serials = [f"B{b:05d}K{i:04d}" for b in range(max(1, (info["records"] - 2) // 1000)) for i in range(0, 1000, 7)]
+    paths = [f"/01/{info['gtin']}/21/{s}" for s in serials]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                               "database": "postgresql" if args.db else "sqlite", **info}
+    with server("bare", data_dir, args.db) as port:
+        results["bare"] = measure(port, paths, args.seconds)
+    with server("scan", data_dir, args.db) as port:
+        results["scan"] = measure(port, paths, args.seconds)
+    results["ratios"] = [
+        {"clients": s["clients"], "throughput_ratio": round(s["throughput_rps"] / b["throughput_rps"], 3),
+         "p99_ratio": round(s["p99_ms"] / b["p99_ms"], 2)}
+        for s, b in zip(results["scan"], results["bare"], strict=True)]
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
