@@ -18,7 +18,10 @@ and yield byte-for-byte the entry its actor signed:
 * ``eventTime`` is the actor's claimed time (``entry.time``), ``recordTime``
   the log's time, ``eventID`` the CBV 2.0 event hash.
 
-Types without a supply-chain meaning (orgs, keys, grants) are not exported.
+Grants (who may commission or service which parts) are exported as
+ObjectEvents with an empty ``epcList`` and ``pl:grant_*`` business steps, the
+grantee as a ``pl:grantee`` destination. Orgs and keys are not exported: they
+are the ledger's own directory, not supply-chain events.
 """
 
 from __future__ import annotations
@@ -289,6 +292,11 @@ RULES: dict[str, Rule] = {r.native: r for r in (
     Rule("warranty.decide", "ObjectEvent", "OBSERVE", vocab.ext("warranty_decision"), None, codecs=(_PART,)),
     Rule("warranty.pay", "ObjectEvent", "OBSERVE", vocab.ext("warranty_payment"), None, codecs=(_PART,)),
     Rule("entry.correct", "ObjectEvent", "OBSERVE", vocab.ext("correcting"), None),
+    Rule("grant.issue", "ObjectEvent", "OBSERVE", vocab.ext("grant_issue"), None,
+         codecs=(_party("grantee", "destinationList", vocab.ext("grantee")),)),
+    Rule("grant.suspend", "ObjectEvent", "OBSERVE", vocab.ext("grant_suspend"), None),
+    Rule("grant.resume", "ObjectEvent", "OBSERVE", vocab.ext("grant_resume"), None),
+    Rule("grant.revoke", "ObjectEvent", "OBSERVE", vocab.ext("grant_revoke"), None),
 )}
 
 #: Entry types exported as EPCIS events.

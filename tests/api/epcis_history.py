@@ -45,25 +45,25 @@ class History:
 
 
 def register_orgs(world: World, keys: dict[str, KeyPair] | None = None) -> tuple[dict[str, Actor], dict[str, KeyPair]]:
-    """The four orgs with the given keys (fresh ones if none), and the grants between them."""
+    """The four orgs with the given keys (fresh ones if none)."""
     keys = keys or {org: KeyPair.generate() for org in ORGS}
     actors = {}
     for org, fields in ORGS.items():
         world.append(world.operator, "org.register", {"org_id": org, "name": org.title(),
                                                       "public_keys": [b64encode(keys[org].public_key)], **fields})
         actors[org] = Actor(org, keys[org])
-    since = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    world.append(actors["oem-a"], "grant.issue", {"grant_id": "g-commission", "kind": "commission",
-                                                  "grantee": "supplier-b", "valid_from": since})
-    world.append(actors["oem-a"], "grant.issue", {
-        "grant_id": "g-workshop", "kind": "workshop", "grantee": "workshop-c", "valid_from": since,
-        "activities": ["install", "remove", "repair", "inspect", "warranty_claim", "battery_diagnosis"]})
     return actors, keys
 
 
 def build_history(world: World) -> History:
     actors, keys = register_orgs(world)
     h = History(world, actors, keys)
+    since = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    h.do("oem-a", "grant.issue", {"grant_id": "g-commission", "kind": "commission", "grantee": "supplier-b",
+                                  "valid_from": since})
+    h.do("oem-a", "grant.issue", {
+        "grant_id": "g-workshop", "kind": "workshop", "grantee": "workshop-c", "valid_from": since,
+        "activities": ["install", "remove", "repair", "inspect", "warranty_claim", "battery_diagnosis"]})
     sup, ws, oem, rec = (ORGS[o]["glns"][0] if ORGS[o]["glns"] else None
                          for o in ("supplier-b", "workshop-c", "oem-a", "recycler-d"))
     brake = {"gtin": GTIN_BRAKE, "serial": "BRK0000000000001"}
@@ -99,6 +99,9 @@ def build_history(world: World) -> History:
     h.do("recycler-d", "part.recycle", {**spare, "recovered": {"steel": 2100, "copper": 35}})
     h.do("recycler-d", "part.scrap", {"gtin": GTIN_SECOND_LIFE, "serial": "SL00000000000001",
                                       "reason_code": "CELL_FAULT"})
+    h.do("oem-a", "grant.suspend", {"grant_id": "g-workshop", "reason": "AUDIT"})
+    h.do("oem-a", "grant.resume", {"grant_id": "g-workshop"})
+    h.do("oem-a", "grant.revoke", {"grant_id": "g-commission"})
     h.parts = {"brake": (brake["gtin"], brake["serial"]), "battery": (battery["gtin"], battery["serial"]),
                "spare": (spare["gtin"], spare["serial"]), "second_life": (GTIN_SECOND_LIFE, "SL00000000000001")}
     del oem, rec

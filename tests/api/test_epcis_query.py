@@ -181,7 +181,7 @@ def test_round_trip_export_capture_into_a_fresh_ledger(client: TestClient, histo
     fresh = ledger_factory()  # same origin, new operator, empty but for genesis
     assert fresh.origin == ledger.origin
     world = World.open(fresh, tmp_path / "data-1" / "operator.key")
-    register_orgs(world, keys=history.keys)  # the same orgs with the same keys and grants
+    register_orgs(world, keys=history.keys)  # the same orgs with the same keys; grants come in the capture
     app = create_app(ApiSettings(ledger=LedgerSettings(db_url=fresh.db.url, origin=fresh.origin)), ledger=fresh)
     with TestClient(app, base_url="http://testserver") as other:
         results = []
@@ -230,7 +230,7 @@ def test_tampered_or_misattributed_events_are_refused_whole(client: TestClient, 
 
 def test_partner_signs_a_new_document(client: TestClient, history: History, ledger: Ledger) -> None:
     new_part = {"gtin": GTIN_BRAKE, "serial": "BRK0000000000099"}
-    site = ORGS["supplier-b"]["glns"][0]
+    site = ORGS["oem-a"]["glns"][0]
     doc = document([{
         "type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00+01:00", "eventTimeZoneOffset": "+01:00",
         "epcList": [vocab.part_uri(new_part["gtin"], new_part["serial"])], "action": "ADD",
@@ -239,17 +239,17 @@ def test_partner_signs_a_new_document(client: TestClient, history: History, ledg
     }])
     now = datetime.now(UTC).replace(microsecond=0)
     doc["epcisBody"]["eventList"][0]["eventTime"] = now.isoformat()
-    signed = sign_document(doc, {0: ("supplier-b", history.keys["supplier-b"])}, origin=ledger.origin,
+    signed = sign_document(doc, {0: ("oem-a", history.keys["oem-a"])}, origin=ledger.origin,
                            directory=ledger_directory(ledger))
     response = client.post("/v1/epcis/capture", content=json.dumps(signed), headers=LD)
     assert response.status_code == 201, response.text
     with ledger.db.read() as session:
         part = DomainRepo(session).get_part(new_part["gtin"], new_part["serial"])
-        assert part is not None and part.state == "commissioned" and part.commissioned_by == "supplier-b"
+        assert part is not None and part.state == "commissioned" and part.commissioned_by == "oem-a"
     record = ledger.record(response.json()["events"][0]["seq"])
     assert record.entry.data["body"] == {**new_part, "category": "brakes", "site": site}
     assert record.entry.time == now.strftime("%Y-%m-%dT%H:%M:%SZ")
     unsigned = copy.deepcopy(signed)
-    unsigned["epcisBody"]["eventList"][0]["pl:signedEntry"]["pl:kid"] = history.keys["oem-a"].kid
+    unsigned["epcisBody"]["eventList"][0]["pl:signedEntry"]["pl:kid"] = history.keys["supplier-b"].kid
     response = client.post("/v1/epcis/capture", content=json.dumps(unsigned), headers=LD)
     assert response.status_code == 403

@@ -16,6 +16,11 @@ ORGS = {"oem-a": ["4012345000009"], "supplier-b": ["4000001000005"], "workshop-c
 KEYS = {org: KeyPair.from_seed(bytes([i + 1]) * 32) for i, org in enumerate(ORGS)}
 
 BODIES: list[tuple[str, str, dict[str, Any]]] = [
+    ("oem-a", "grant.issue", {"grant_id": "g-1", "kind": "workshop", "grantee": "workshop-c",
+                              "valid_from": "2026-01-01T00:00:00Z", "activities": ["install", "repair"],
+                              "sites": ["4012345000023"]}),
+    ("oem-a", "grant.suspend", {"grant_id": "g-1", "reason": "AUDIT"}),
+    ("oem-a", "grant.resume", {"grant_id": "g-1"}),
     ("supplier-b", "part.commission", {"gtin": GTIN, "serial": SERIAL, "lot": "L2026-11", "site": "4000001000005"}),
     ("supplier-b", "part.ship", {"gtin": GTIN, "serial": SERIAL, "to": "workshop-c"}),
     ("workshop-c", "part.receive", {"gtin": GTIN, "serial": SERIAL, "from": "supplier-b"}),
@@ -38,6 +43,7 @@ BODIES: list[tuple[str, str, dict[str, Any]]] = [
     ("recycler-d", "part.recycle", {"gtin": "04012345000023", "serial": "ZX9Y8W7V6U5T4S3R",
                                     "materials": {"lithium_g": 812, "cobalt_g": 230}}),
     ("workshop-c", "part.scrap", {"gtin": GTIN, "serial": "OTHER0000000001"}),
+    ("oem-a", "grant.revoke", {"grant_id": "g-1"}),
 ]
 
 
