@@ -408,8 +408,8 @@ def _entry_time(event: Mapping[str, Any]) -> str:
     text = str(event.get("eventTime", ""))
     if _TIME_RE.match(text):
         return text
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:  # RFC 3339 allows a lower-case 't' and 'z'
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"eventTime: {text!r} is not an RFC 3339 time", code="invalid_time",
                            field="eventTime") from None

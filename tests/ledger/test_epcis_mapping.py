@@ -138,6 +138,11 @@ def test_event_time_with_offset_becomes_utc() -> None:
     event = _broken(3, lambda e: e.update({"eventTime": "2026-11-20T11:00:00.250+01:00",
                                            "eventTimeZoneOffset": "+01:00"}))
     assert event_to_native(event, ctx=CTX).time == "2026-11-20T10:00:00.25Z"
+    event["eventTime"] = "2026-11-20t11:00:00z"
+    assert event_to_native(event, ctx=CTX).time == "2026-11-20T11:00:00Z"
+    event["eventTime"] = "2026-11-20T23:59:60Z"
+    with pytest.raises(InvalidInput, match="eventTime"):
+        event_to_native(event, ctx=CTX)
 
 
 def test_index_declares_corrections_as_error_declarations() -> None:
