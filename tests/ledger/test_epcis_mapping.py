@@ -140,7 +140,7 @@ def test_event_time_with_offset_becomes_utc() -> None:
     assert event_to_native(event, ctx=CTX).time == "2026-11-20T10:00:00.25Z"
     event["eventTime"] = "2026-11-20t11:00:00z"
     assert event_to_native(event, ctx=CTX).time == "2026-11-20T11:00:00Z"
-    event["eventTime"] = "2026-11-20T23:59:60Z"
+    event["eventTime"] = "2026-11-20T23:59:60+01:00"
     with pytest.raises(InvalidInput, match="eventTime"):
         event_to_native(event, ctx=CTX)
 
