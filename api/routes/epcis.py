@@ -76,6 +76,8 @@ def _bare(value: str, vocabulary: str) -> str:
     for prefix in (f"{CBV}{vocabulary}-", f"urn:epcglobal:cbv:{vocabulary.lower()}:"):
         if value.startswith(prefix):
             return value[len(prefix):]
+    if value.startswith(vocab.NAMESPACE):  # our extension steps, expanded
+        return vocab.ext(value[len(vocab.NAMESPACE):])
     return value
 
 

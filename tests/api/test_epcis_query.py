@@ -111,6 +111,7 @@ def test_filters(client: TestClient, history: History) -> None:
     declared = _all(client, EXISTS_errorDeclaration="true")
     assert _types(declared) == ["part.ship"]
     correction = _all(client, EQ_bizStep="pl:correcting")[0]
+    assert _all(client, EQ_bizStep=vocab.NAMESPACE + "correcting") == [correction]
     assert declared[0]["errorDeclaration"]["correctiveEventIDs"] == [correction["eventID"]]
     everything = _all(client)
     middle = everything[len(everything) // 2]["eventTime"]
