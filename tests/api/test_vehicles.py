@@ -13,7 +13,6 @@ from api.settings import ApiSettings
 from ledger.log import Ledger
 from ledger.service import LedgerSettings
 from tests.api.test_log_api import assert_problem
-from tests.conftest import PG_URL
 
 VIN = "LGXCE4CB8N0123456"
 
@@ -37,9 +36,6 @@ def test_pseudonym_is_stable_and_off_the_log(vclient: TestClient, ledger: Ledger
     assert ledger.size() == 1  # nothing was appended to the log
 
 
-@pytest.mark.xfail(condition=not PG_URL, strict=False,
-                   reason="VehicleVault.erase runs PRAGMA wal_checkpoint(TRUNCATE) inside an IMMEDIATE transaction "
-                          "on SQLite ('database table is locked', ledger/storage/vault_repo.py)")
 def test_erasure_unlinks_the_vin_forever(vclient: TestClient, ledger: Ledger) -> None:
     pseudonym = vclient.post("/v1/vehicles/pseudonym", json={"vin": VIN}).json()["pseudonym"]
     erased = vclient.post("/v1/vehicles/erasure", json={"vin": VIN})
