@@ -37,6 +37,7 @@ from clients.cli_common import (
 from clients.cli_events import WORKSHOP_COMMANDS, grant_app, recall_app
 from clients.cli_keys import keys_app, org_app
 from clients.cli_parts import parts_app
+from clients.cli_reads import READ_COMMANDS
 from clients.epcis_export import export_app
 from ledger.errors import IntegrityError
 
@@ -53,7 +54,7 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(recall_app, name="recall")
 app.add_typer(export_app, name="export")
 app.registered_commands.extend(parts_app.registered_commands)  # top-level: commission, labels, scan, ...
-for _command in WORKSHOP_COMMANDS:  # install, remove, claim, decide, pay
+for _command in (*WORKSHOP_COMMANDS, *READ_COMMANDS):  # install, remove, claim, decide, pay; claims, part, ...
     app.command()(_command)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir)")]
@@ -100,22 +101,23 @@ def verify(
     json_output: JsonOption = False,
     log_key: Annotated[Path | None, typer.Option(help="Log key file (to check checkpoint signatures)")] = None,
     replay: Annotated[bool, typer.Option(help="Also replay the state from genesis and compare")] = False,
+    origin: Annotated[str | None, typer.Option(envvar="PARTSLEDGER_ORIGIN",
+                                               help="Expected log origin (default: the one its checkpoints name)")
+                      ] = None,
 ) -> None:
     """Recompute every hash, link, signature, Merkle node and checkpoint root of a stored ledger."""
     from ledger.keys import read_key_file
-    from ledger.note import Signer
     from ledger.storage.db import Database
     from ledger.verify import verify_database
 
     settings = _settings(db, data_dir)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, must_exist=True)  # verifying never creates a database
     key_path = log_key or settings.log_key_path
-    vkey = None
-    if key_path.exists():
-        pair = read_key_file(key_path)
-        vkey = Signer(settings.origin, pair.signing_key).verifier_key()
+    # The key file holds no origin: checkpoints are checked under the origin they name (which must be
+    # ``--origin`` if given), so a log served with ``--origin`` verifies without repeating it here.
+    public_key = read_key_file(key_path).public_key if key_path.exists() else None
     try:
-        report = verify_database(database, verifier_key=vkey)
+        report = verify_database(database, log_public_key=public_key, expected_origin=origin)
         replayed = None
         if replay:
             from ledger.replay import compare_replay
@@ -136,7 +138,7 @@ def verify(
         "merkle_nodes": report.nodes,
         "root": report.root.hex(),
         "origin": report.origin,
-        "checkpoint_signatures_checked": vkey is not None,
+        "checkpoint_signatures_checked": public_key is not None,
         "replayed_tables": replayed,
     }
     if json_output:
@@ -144,7 +146,7 @@ def verify(
         return
     out.print(f"ok: {report.records} records, {report.signatures} signatures, {report.nodes} Merkle nodes and "
               f"{report.checkpoints} checkpoints verified; root {report.root.hex()}"
-              + ("" if vkey else " (checkpoint signatures not checked: no log key)")
+              + ("" if public_key else " (checkpoint signatures not checked: no log key)")
               + (f"; replay matches on {len(replayed)} tables" if replayed is not None else ""), soft_wrap=True)
 
 
@@ -182,7 +184,8 @@ def audit(
     out.print(f"ok: {report.size} records of {report.origin} verified{resumed}: canonical bytes, hash chain, "
               f"signatures under {report.keys} keys of {report.orgs} orgs, checkpoint signature and consistency, "
               f"Merkle root {report.root.hex()}"
-              + (f"; matches the server on {', '.join(report.compared)}" if report.compared else ""))
+              + (f"; matches the server on {', '.join(report.compared)}" if report.compared else ""),
+              soft_wrap=True)
 
 
 def main() -> None:

@@ -116,6 +116,16 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def print_receipt(data: dict[str, Any], json_output: bool, what: str) -> None:
+    if json_output:
+        emit_json(data)
+        return
+    dup = " (already in the log)" if data.get("duplicate") else ""
+    out.print(f"{what}: record {data['seq']} of {data['tree_size']}{dup}; receipt verified")
+    for flag in data.get("flags") or []:
+        out.print(f"  flag {flag.get('kind')}: {flag.get('message')}")
+
+
 def keystore_path(home: Path) -> Path:
     return home / "keystore.json"
 
@@ -175,6 +185,7 @@ __all__ = [
     "open_client",
     "out",
     "passphrase",
+    "print_receipt",
     "signing_key",
     "unlocked_keystore",
     "url_slug",

@@ -20,10 +20,10 @@ from clients.cli_common import (
     PinOption,
     UrlOption,
     open_client,
+    print_receipt,
     signing_key,
     user_errors,
 )
-from clients.cli_parts import print_receipt
 from ledger.entries import utc_now
 
 grant_app = typer.Typer(help="Grants: an OEM authorizes suppliers (commission) and workshops (activities).",

@@ -24,16 +24,17 @@ from clients.cli_common import (
     emit_json,
     open_client,
     out,
+    print_receipt,
     signing_key,
     url_slug,
     user_errors,
 )
 from clients.journal import Journal
-from clients.labels import read_labels_csv, render_png, render_sheet, write_parts_csv
-from ledger.digital_link import build_uri, sign_part_id
 from ledger.entries import SignedEntry, make_signed_entry
 from ledger.errors import InvalidInput
-from ledger.gs1 import new_serial, validate_gtin, validate_lot, validate_serial
+
+# GS1 parsing (biip), PDF (reportlab) and QR decoding (zxing-cpp) are imported by the commands that use
+# them: together they would triple the start-up time of every other command.
 
 parts_app = typer.Typer(help="Parts.", no_args_is_help=True)
 
@@ -55,6 +56,8 @@ def read_commission_csv(path: Path) -> list[dict[str, str]]:
 
     An empty serial gets a fresh random one (≥ 16 characters of 0-9A-Z) when the entry is signed.
     """
+    from ledger.gs1 import validate_gtin, validate_lot, validate_serial
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -89,6 +92,8 @@ def read_commission_csv(path: Path) -> list[dict[str, str]]:
 
 def commission_body(row: dict[str, str], category: str) -> dict[str, Any]:
     """The ``part.commission`` body for one CSV row (``category`` when the row names none)."""
+    from ledger.gs1 import new_serial
+
     body: dict[str, Any] = {"gtin": row["gtin"], "serial": row.get("serial") or new_serial(),
                             "category": row.get("category") or category}
     for name in ("lot", "brand", "model", "site"):
@@ -121,13 +126,16 @@ def commission(
     The label URIs written by ``--out`` carry the AI 8030 part-id signature, made here with the same key
     (Ed25519 is deterministic, so a resumed run prints the same labels).
     """
+    from clients.labels import write_parts_csv
+    from ledger.digital_link import build_uri, sign_part_id
+
     digest = hashlib.sha256(csv_file.read_bytes()).hexdigest()[:16]
     journal_path = home / "journal" / f"commission-{url_slug(url)}-{key}-{digest}.jsonl"
     pair, org = signing_key(home, key)
     with open_client(url, home, log_key) as client:
         if journal_path.exists():
             journal = Journal.load(journal_path)
-            resumed = journal.done()
+            resumed = journal.done() % len(journal.entries)  # a complete journal is re-sent from the start
         else:
             rows = read_commission_csv(csv_file)
             entries: list[SignedEntry] = [make_signed_entry(pair, origin=client.origin, type="part.commission",
@@ -169,6 +177,8 @@ def labels(
     json_output: JsonOption = False,
 ) -> None:
     """Print-ready PDF sheet (A4, 3×8 labels of 70×37 mm) of QR labels with GTIN/serial/lot text."""
+    from clients.labels import read_labels_csv, render_png, render_sheet
+
     items = read_labels_csv(csv_file)
     if png:
         out_file.mkdir(parents=True, exist_ok=True)
@@ -315,14 +325,4 @@ def submit(
     print_receipt(receipt.to_json(), json_output, event_type)
 
 
-def print_receipt(data: dict[str, Any], json_output: bool, what: str) -> None:
-    if json_output:
-        emit_json(data)
-        return
-    dup = " (already in the log)" if data.get("duplicate") else ""
-    out.print(f"{what}: record {data['seq']} of {data['tree_size']}{dup}; receipt verified")
-    for flag in data.get("flags") or []:
-        out.print(f"  flag {flag.get('kind')}: {flag.get('message')}")
-
-
-__all__ = ["parts_app", "print_receipt"]
+__all__ = ["parts_app"]

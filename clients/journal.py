@@ -101,8 +101,14 @@ class Journal:
 
     def send(self, client: PartsLedger, *, batch: int = 200,
              progress: Callable[[int, int], None] | None = None) -> SendResult:
-        """Send every entry not known to be done, in batches; each receipt is verified by the SDK."""
+        """Send every entry not known to be done, in batches; each receipt is verified by the SDK.
+
+        A journal already sent completely is sent again: the server answers with the original receipts
+        and appends nothing, so a re-run confirms (with verified receipts) that every entry is in the log.
+        """
         start = self.done()
+        if start == len(self.entries):
+            start = 0
         receipts: list[VerifiedReceipt] = []
         for offset in range(start, len(self.entries), batch):
             chunk = self.entries[offset:offset + batch]

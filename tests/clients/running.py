@@ -44,9 +44,10 @@ class RunningServer:
                 self.process.wait()
 
 
-def start_server(tmp: Path, db_url: str, *, command: str = "serve", extra: Sequence[str] = ()) -> RunningServer:
+def start_server(tmp: Path, db_url: str, *, command: str = "serve", extra: Sequence[str] = (),
+                 data_dir_name: str = "server-data") -> RunningServer:
     port = free_port()
-    data_dir = tmp / "server-data"
+    data_dir = tmp / data_dir_name
     log = tmp / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
