@@ -19,6 +19,7 @@ from biip import parse as biip_parse
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.scan_schemas import ScanVerdict
 from ledger.digital_link import sign_part_id
 from ledger.errors import LedgerError
 from ledger.gs1 import make_gtin
@@ -81,6 +82,8 @@ def scan(client: TestClient, path: str, **headers: str) -> dict[str, Any]:
     response = client.get(path, headers={**JSON, **headers})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
+    ScanVerdict.model_validate(body)  # the documented response model holds for every verdict
+    assert set(body) == set(ScanVerdict.model_fields)
     return body
 
 
