@@ -19,14 +19,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from ledger import merkle
 from ledger.checkpoint import parse_checkpoint_body
 from ledger.entries import ZERO_HASH, Record, parse_record
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import IntegrityError, LedgerError, NotFound
 from ledger.keys import b64decode, key_id
-from ledger.note import open_note, parse_verifier_key
+from ledger.note import Verifier, open_note, parse_verifier_key
 from ledger.storage.db import Database
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 
@@ -108,10 +108,19 @@ def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) ->
 
 
 def verify_database(db: Database, *, verifier_key: str | None = None, expected_origin: str | None = None,
-                    progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Verify everything stored in ``db``; raise :class:`IntegrityError` at the first problem."""
+                    progress: Callable[[int], None] | None = None,
+                    log_public_key: bytes | None = None) -> VerifyReport:
+    """Verify everything stored in ``db``; raise :class:`IntegrityError` at the first problem.
+
+    Checkpoint signatures are checked with ``verifier_key`` (a C2SP verifier key, whose name must be the
+    log's origin) or with ``log_public_key`` alone, whose key name is then each checkpoint's own origin
+    line — so a holder of the key file need not know the origin; all checkpoints must still name one origin.
+    """
     report = VerifyReport()
     with db.read() as session:
+        if not inspect(session.connection()).has_table(RECORDS.name):
+            raise NotFound(f"no partsledger log in this database ({RECORDS.name} is missing: wrong URL or schema?)",
+                           field="db")
         checkpoints = [
             (int(r[0]), bytes(r[1]), str(r[2]))
             for r in session.execute(
@@ -127,9 +136,13 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
             raise IntegrityError(f"fork: two stored checkpoints of size {size} with different roots",
                                  seq=max(size - 1, 0), code="log_forked")
     for size, root, note_text in checkpoints:
-        if verifier is not None:
+        if verifier is not None or log_public_key is not None:
             try:
-                note = open_note(note_text, [verifier])
+                by_key = verifier
+                if by_key is None and log_public_key is not None:
+                    by_key = Verifier.from_public_key(note_text.split("\n", 1)[0], log_public_key)
+                assert by_key is not None
+                note = open_note(note_text, [by_key])
             except LedgerError as exc:
                 raise IntegrityError(f"checkpoint of size {size}: signature does not verify ({exc})",
                                      seq=max(size - 1, 0)) from None

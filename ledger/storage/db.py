@@ -20,8 +20,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
+
+from ledger.errors import InvalidInput, NotFound
 
 APPEND_LOCK_KEY = 0x70617274736C6467  # "partsldg"
 
@@ -60,16 +63,23 @@ class Database:
     """One logical database: a writer engine, a reader engine, migrations."""
 
     def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000,
-                 deferred_sqlite_writes: bool = False, lock_appends: bool = True) -> None:
+                 deferred_sqlite_writes: bool = False, lock_appends: bool = True, must_exist: bool = False) -> None:
+        """``must_exist``: refuse a SQLite path with no file instead of creating one (read-only tools)."""
         self.url = normalize_url(url)
-        parsed = make_url(self.url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise InvalidInput("not a database URL (use sqlite:///PATH or postgresql://...)",  # may hold a password
+                               code="invalid_field", field="db") from None
         self.dialect = parsed.get_backend_name()
         self.lock_appends = lock_appends
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
+                if must_exist and not Path(parsed.database).is_file():
+                    raise NotFound(f"no database file at {parsed.database}", field="db")
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # ``deferred_sqlite_writes`` exists only so tests can show that a
-            # deferred BEGIN forks or fails under concurrency (a negative control).
+            # ``deferred_sqlite_writes`` exists only so tests can show what a deferred BEGIN does under
+            # concurrency (a negative control): in WAL mode the stale writers fail with "database is locked".
             self.writer = _sqlite_engine(self.url, immediate=not deferred_sqlite_writes,
                                          busy_timeout_ms=busy_timeout_ms)
             self.reader = _sqlite_engine(self.url, immediate=False, busy_timeout_ms=busy_timeout_ms)
@@ -77,7 +87,8 @@ class Database:
             self.writer = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self.reader = self.writer
         else:
-            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql://")
+            raise InvalidInput(f"unsupported database {self.dialect!r}: use sqlite:///PATH or postgresql://...",
+                               code="invalid_field", field="db")
 
     @property
     def is_sqlite(self) -> bool:
