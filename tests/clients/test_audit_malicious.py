@@ -1,0 +1,148 @@
+"""``audit`` against a lying server: each lie stops the audit, names what is wrong, and moves nothing forward."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clients.audit import audit
+from clients.errors import LogForked, LogShrunk
+from clients.sdk import PartsLedger
+from ledger.canonical import canonical_bytes
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.errors import IntegrityError, ProofError
+from ledger.keys import KeyPair, b64encode, read_key_file
+from ledger.note import Signer
+from tests.clients.conftest import Server
+
+OPERATOR = "partsledger-operator"
+
+
+@pytest.fixture
+def grown(server: Server) -> Server:
+    client = PartsLedger("http://testserver", transport=server.transport)
+    client.append_batch([client.sign(server.operator, org=OPERATOR, type="org.register", body={
+        "org_id": f"shop-{i:03d}", "kind": "workshop", "name": f"Shop {i}",
+        "public_keys": [b64encode(KeyPair.generate().public_key)]}) for i in range(1, 40)])
+    return server
+
+
+def _client(server: Server, tmp_path: Path) -> PartsLedger:
+    return PartsLedger("http://testserver", state_path=tmp_path / "state.json", transport=server.transport)
+
+
+def _audited_to(state: Path) -> int:
+    with sqlite3.connect(state) as db:
+        row = db.execute("SELECT value FROM meta WHERE name = 'next_seq'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _records_rewrite(change: Any) -> Any:
+    def rewrite(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path != "/v1/log/records":
+            return response
+        page = response.json()
+        change(page)
+        return httpx.Response(200, json=page, request=request)
+
+    return rewrite
+
+
+def _reencode(item: dict[str, Any]) -> None:
+    """Make a served record self-consistent again after editing its decoded copy (a careful liar)."""
+    raw = canonical_bytes(item["record"])
+    item["canonical"] = b64encode(raw)
+    item["leaf_hash"] = b64encode(hashlib.sha256(b"\x00" + raw).digest())
+
+
+def test_honest_server_passes(grown: Server, tmp_path: Path) -> None:
+    report = audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3", page=16)
+    assert report.size == 40 and report.orgs == 40 and report.compared == ["orgs", "keys"]
+
+
+def test_an_edited_entry_is_named(grown: Server, tmp_path: Path) -> None:
+    def edit(page: dict[str, Any]) -> None:
+        for item in page["records"]:
+            if item["seq"] == 23:
+                item["record"]["entry"]["body"]["name"] = "Someone Else"
+                _reencode(item)
+
+    grown.rewrite = _records_rewrite(edit)
+    with pytest.raises(IntegrityError) as caught:
+        audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3", page=16)
+    assert caught.value.seq == 23 and "signature" in caught.value.message
+    assert _audited_to(tmp_path / "audit.sqlite3") == 16  # pages before the bad one are kept, nothing after
+
+
+def test_a_dropped_record_is_named(grown: Server, tmp_path: Path) -> None:
+    def drop(page: dict[str, Any]) -> None:
+        records = page["records"]
+        for index, item in enumerate(records):
+            if item["seq"] == 30:
+                following = records[index + 1:]
+                del records[index:]
+                for later in following:  # renumber what follows, as a log with seq 30 deleted would
+                    later["record"]["seq"] -= 1
+                    later["seq"] -= 1
+                    _reencode(later)
+                    records.append(later)
+                break
+
+    grown.rewrite = _records_rewrite(drop)
+    with pytest.raises(IntegrityError) as caught:
+        audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3", page=64)
+    assert caught.value.seq == 30
+
+
+def test_records_beyond_the_checkpoint_are_refused(grown: Server, tmp_path: Path) -> None:
+    older = grown.ledger.checkpoint_at(1).note  # the server claims only genesis ...
+
+    def rewrite(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path == "/v1/log/checkpoint":
+            return httpx.Response(200, text=older, request=request)
+        if request.url.path == "/v1/log/records":  # ... but serves everything
+            honest = grown.client.get("/v1/log/records", params={"start": 0, "limit": 100}).json()
+            return httpx.Response(200, json=honest, request=request)
+        return response
+
+    grown.rewrite = rewrite
+    with pytest.raises(IntegrityError, match="asked for 1 records from 0, server sent 40"):
+        audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3")
+
+
+def test_a_forged_checkpoint_signature_stops_the_audit(grown: Server, tmp_path: Path) -> None:
+    note = sign_checkpoint(Checkpoint(grown.ledger.origin, 40, bytes(32)), Signer.generate(grown.ledger.origin))
+    grown.rewrite = lambda request, response: (httpx.Response(200, text=note, request=request)
+                                               if request.url.path == "/v1/log/checkpoint" else response)
+    with pytest.raises(ProofError):
+        audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3")
+    assert _audited_to(tmp_path / "audit.sqlite3") == 0
+
+
+def test_fork_and_shrink_after_an_audit(grown: Server, tmp_path: Path) -> None:
+    state = tmp_path / "audit.sqlite3"
+    audit(_client(grown, tmp_path), state)
+    signer = Signer(grown.ledger.origin, read_key_file(tmp_path / "data-0" / "log.key").signing_key)
+    fork = sign_checkpoint(Checkpoint(grown.ledger.origin, 40, hashlib.sha256(b"fork").digest()), signer)
+    grown.rewrite = lambda request, response: (httpx.Response(200, text=fork, request=request)
+                                               if request.url.path == "/v1/log/checkpoint" else response)
+    with pytest.raises(LogForked) as forked:
+        audit(_client(grown, tmp_path), state)
+    assert forked.value.offered == fork
+    shrunk = grown.ledger.checkpoint_at(1).note
+    grown.rewrite = lambda request, response: (httpx.Response(200, text=shrunk, request=request)
+                                               if request.url.path == "/v1/log/checkpoint" else response)
+    with pytest.raises(LogShrunk):
+        audit(_client(grown, tmp_path), state)
+    # a second auditor with no memory of the client state still has the audit state's checkpoint
+    (tmp_path / "state.json").unlink()
+    with pytest.raises(LogShrunk) as caught:
+        audit(_client(grown, tmp_path), state)
+    assert base64.b64decode(caught.value.remembered.split("\n")[2]) == grown.ledger.checkpoint_at(40).root
+    assert _audited_to(state) == 40
