@@ -228,8 +228,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @sqlite_only
 def test_negative_control_sqlite_deferred_begin_fails_with_database_locked(tmp_path: Path, sqlite_url: str) -> None:
-    """With a deferred BEGIN, SQLite refuses the stale writers ("database is locked"); it cannot fork."""
-    count = 50
+    """With a deferred BEGIN, SQLite refuses the stale writers ("database is locked"); it cannot fork.
+
+    The same workers with ``BEGIN IMMEDIATE`` (the default) get no failure at all: that is the main test.
+    """
+    count = 30
     ledger, actors = _prepare(tmp_path, sqlite_url)
     results = _run_workers(tmp_path, sqlite_url, actors, count, "--deferred-sqlite")
     errors = _errors(results)
@@ -243,11 +246,6 @@ def test_negative_control_sqlite_deferred_begin_fails_with_database_locked(tmp_p
     assert audit.records == 1 + PROCESSES + len(receipts)
     print(f"\ndeferred BEGIN on SQLite: {len(errors)} of {PROCESSES * count} appends failed with "
           "'database is locked', 0 forks")
-
-    # The same run with BEGIN IMMEDIATE (the default): no failures at all.
-    results = _run_workers(tmp_path, sqlite_url, actors, count)
-    assert _errors(results) == []
-    assert audit_log(ledger, _receipts(results) + receipts).problems == []
 
 
 def _rebuild_without_uniqueness(path: Path) -> None:
