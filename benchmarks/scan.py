@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", help="PostgreSQL URL (default: SQLite in the data directory)")
     parser.add_argument("--data-dir", type=Path, help="reuse a built ledger here")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "scan_results.json")
+    parser.add_argument("--hot", type=int, default=0,
+                        help="scan only this many distinct labels (repeat scans: the verdict cache's case)")
     parser.add_argument("--serve", choices=["scan", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -200,8 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     info = build(data_dir, args.db, args.records)
     serials = [f"B{b:05d}K{i:04d}" for b in range(max(1, (info["records"] - 2) // 1000)) for i in range(0, 1000, 7)]
     paths = [f"/01/{info['gtin']}/21/{s}" for s in serials]
+    if args.hot:
+        paths = random.Random(7).sample(paths, min(args.hot, len(paths)))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                               "database": "postgresql" if args.db else "sqlite", **info}
+                               "database": "postgresql" if args.db else "sqlite", "distinct_labels": len(paths),
+                               **info}
     with server("bare", data_dir, args.db) as port:
         results["bare"] = measure(port, paths, args.seconds)
     with server("scan", data_dir, args.db) as port:

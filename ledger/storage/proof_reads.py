@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
 from ledger import merkle
@@ -33,9 +33,15 @@ def inclusion_proof(session: Session, seq: int, size: int) -> tuple[bytes, list[
     """``(leaf hash, RFC 9162 proof)`` of record ``seq`` in the tree of ``size``, from stored nodes."""
 
     def get(keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
-        wanted = list(dict.fromkeys(keys))
-        rows = session.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash)
-                               .where(tuple_(NODES.c.level, NODES.c.idx).in_(wanted))).all() if wanted else []
+        by_level: dict[int, list[int]] = {}
+        for level, idx in dict.fromkeys(keys):
+            by_level.setdefault(level, []).append(idx)
+        if not by_level:
+            return {}
+        # One (level = L AND idx IN (...)) term per level: both SQLite and PostgreSQL answer it from the
+        # primary key. A row-value IN ((level, idx), ...) makes SQLite scan the whole node table.
+        condition = or_(*(and_(NODES.c.level == level, NODES.c.idx.in_(idxs)) for level, idxs in by_level.items()))
+        rows = session.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(condition)).all()
         return {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
 
     leaf = get([(0, seq)])[(0, seq)]
