@@ -22,7 +22,7 @@ from ledger.storage.db import normalize_url
 from tests.clients.running import ROOT, RunningServer, cli, start_server
 
 OPERATOR = "partsledger-operator"
-RECORDS = 401  # genesis and 400 registrations
+RECORDS = 201  # genesis and 200 registrations
 
 
 @pytest.fixture
