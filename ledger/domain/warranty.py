@@ -92,7 +92,9 @@ def compute_findings(ctx: Context, *, workshop_id: str, gtin: str, serial: str, 
     mine = [i for i in r.installations(gtin=gtin, serial=serial) if i.workshop == workshop_id]
     installed_by_claimant = bool(mine)
     org = require_kind(ctx, "workshop")
-    now = authz.judge(r, workshop=org, part=part, activity="warranty_claim", seq=ctx.seq, logged=ctx.logged)
+    # A claim is filed from the office, not at a bay: site and technician scopes do not apply to it.
+    now = authz.judge(r, workshop=org, part=part, activity="warranty_claim", seq=ctx.seq, logged=ctx.logged,
+                      ignore=frozenset({"site", "technician"}))
     at_install = mine[-1].authorization if mine else None
     grant_in_scope = now.authorized and at_install == "authorized"
     within_term = part.first_installed_at is not None and parse_time(ctx.logged) < add_months(
@@ -141,8 +143,10 @@ def claim(ctx: Context) -> None:
         raise PolicyRejected(f"part {gtin}/{serial} is under open recall {recalls[0].campaign_id}: it is handled by "
                              "the recall campaign, not by a warranty claim", code="part_recalled", field="serial")
     findings = compute_findings(ctx, workshop_id=org.org_id, gtin=gtin, serial=serial, failure_code=failure_code)
-    held = [reason for finding, reason in HOLD_REASONS.items()
-            if (not findings[finding]) == (finding not in {"suspect", "duplicate"})]
+    # installed_by_claimant, grant_in_scope and within_term must be true; suspect and duplicate false.
+    failed = {f for f in ("installed_by_claimant", "grant_in_scope", "within_term") if not findings[f]}
+    failed |= {f for f in ("suspect", "duplicate") if findings[f]}
+    held = [reason for finding, reason in HOLD_REASONS.items() if finding in failed]
     r.add(Claim(claim_id=claim_id, gtin=gtin, serial=serial, lot=part.lot, workshop=org.org_id,
                 oem=part.brand_owner, vehicle=vehicle, failure_code=failure_code, documents=documents, amount=amount,
                 findings=findings, held_reasons=held, status="held" if held else "open", filed_seq=ctx.seq))
