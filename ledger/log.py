@@ -21,6 +21,11 @@ the log tables instead of O(n). The org and key rows an entry is checked
 against are kept referenced for the whole transaction so that the session's
 (weakly referencing) identity map serves the repeated look-ups of the same
 org and key instead of a SELECT each time.
+
+Concurrent single appends (the HTTP API runs each request in its own worker
+thread) are combined by :mod:`ledger.group_commit` into batches that share
+one transaction and one fsync; each caller still gets its receipt only after
+the commit that made its entry durable, or the error that rejected it alone.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.domain import Context, FlagNote, get_handler
 from ledger.entries import ZERO_HASH, Record, SignedEntry, build_record, parse_record, parse_time, utc_now
 from ledger.errors import InvalidInput, LedgerError, NotFound, PolicyRejected, SignatureError
+from ledger.group_commit import GroupCommitter, Rejected
 from ledger.keys import KeyPair, b64encode
 from ledger.note import Signer
 from ledger.storage.db import Database
@@ -120,8 +126,13 @@ class _NodeCache:
         return {k: self.nodes[k] for k in keys if k in self.nodes}
 
 
+def _rejected_entry(exc: BaseException) -> Rejected | None:
+    return Rejected(exc.index, exc.error) if isinstance(exc, BatchRejected) else None
+
+
 class Ledger:
-    """The log service. Thread-safe: every call opens its own transaction."""
+    """The log service. Thread-safe: every call opens its own transaction (concurrent
+    :meth:`append` calls share one, see :mod:`ledger.group_commit`)."""
 
     def __init__(self, db: Database, *, origin: str, log_key: KeyPair,
                  clock: Callable[[], str] = utc_now, clock_policy: ClockPolicy | None = None) -> None:
@@ -132,6 +143,7 @@ class Ledger:
         self._signer = Signer(origin, log_key.signing_key)
         self.clock = clock
         self.clock_policy = clock_policy or ClockPolicy()
+        self._appends: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(self.append_batch, _rejected_entry)
 
     # keys -------------------------------------------------------------------
     @property
@@ -141,11 +153,12 @@ class Ledger:
 
     # appending -----------------------------------------------------------------
     def append(self, signed: SignedEntry) -> Receipt:
-        """Append one entry; raises the :class:`LedgerError` that rejected it."""
-        try:
-            return self.append_batch([signed])[0]
-        except BatchRejected as exc:
-            raise exc.error from None
+        """Append one entry; raises the :class:`LedgerError` that rejected it.
+
+        Durable when it returns. Entries appended concurrently by other threads may share the
+        transaction and the checkpoint (group commit); the receipt is the same either way.
+        """
+        return self._appends.submit(signed)
 
     def append_batch(self, items: Sequence[SignedEntry]) -> list[Receipt]:
         """Append ``items`` in order in one transaction, all or nothing.

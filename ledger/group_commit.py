@@ -1,0 +1,141 @@
+"""Group commit: concurrent single appends share one durable transaction.
+
+Every append must be durable before its receipt is handed out, and a durable
+commit costs an fsync (milliseconds) however little the transaction holds.
+When many threads append at once — the HTTP API runs each request in a worker
+thread — giving each entry its own commit caps the log at one fsync per entry.
+
+So appends queue up here. The first caller to find nobody leading becomes the
+*leader*: it takes every entry waiting at that moment (up to ``max_group``),
+appends them with ``append_batch`` in one transaction (one commit, one
+checkpoint) and hands each caller its result. If more entries arrived in the
+meantime it passes the lead to the oldest waiting caller and returns with its
+own receipt, so no caller works for others for longer than one group.
+
+Each caller gets exactly what a lone append would give it: a receipt only after
+the commit that made its entry durable (the receipt's checkpoint is the
+group's, which includes the entry), or the error that rejected its entry. A
+batch is all or nothing, so when one entry is rejected the leader answers that
+caller with its error and retries the rest of the group without it; one bad
+entry never sinks the others. A lone caller's group is just its own entry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from ledger.errors import LedgerError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Rejected(Exception):
+    """Raised by the batch function: the item at ``index`` was rejected with ``error``; nothing was stored."""
+
+    def __init__(self, index: int, error: LedgerError) -> None:
+        super().__init__(error.message)
+        self.index = index
+        self.error = error
+
+
+class _Waiter(Generic[Item, Result]):
+    __slots__ = ("error", "event", "item", "resolved", "result")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.resolved = False
+        # Set when the waiter is resolved, or when it is made leader (then still unresolved).
+        self.event = threading.Event()
+
+    def succeed(self, result: Result) -> None:
+        self.result = result
+        self.resolved = True
+        self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.resolved = True
+        self.event.set()
+
+
+class GroupCommitter(Generic[Item, Result]):
+    """Combines concurrent ``submit`` calls into calls of ``batch`` (which must be all-or-nothing)."""
+
+    def __init__(self, batch: Callable[[Sequence[Item]], list[Result]],
+                 translate: Callable[[BaseException], Rejected | None], *, max_group: int = 256) -> None:
+        """``translate`` maps an exception raised by ``batch`` to :class:`Rejected` when it names
+        one rejected item (the rest may be retried), or ``None`` when the whole group failed."""
+        if max_group < 1:
+            raise ValueError("max_group must be at least 1")
+        self._batch = batch
+        self._translate = translate
+        self.max_group = max_group
+        self._lock = threading.Lock()
+        self._pending: list[_Waiter[Item, Result]] = []
+        self._leading = False
+        self.groups = 0  # how many batches were committed (for tests and metrics)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def submit(self, item: Item) -> Result:
+        """Append ``item``; returns its result once durable, or raises what rejected it."""
+        me: _Waiter[Item, Result] = _Waiter(item)
+        with self._lock:
+            self._pending.append(me)
+            if not self._leading:
+                self._leading = True
+                me.event.set()  # lead at once
+        me.event.wait()
+        if not me.resolved:  # made leader; our own entry is first in line
+            self._lead()
+        assert me.resolved
+        if me.error is not None:
+            raise me.error
+        return me.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        try:
+            with self._lock:
+                group = self._pending[:self.max_group]
+                del self._pending[:self.max_group]
+            self._commit(group)
+        finally:
+            with self._lock:
+                if self._pending:
+                    self._pending[0].event.set()  # pass the lead on
+                else:
+                    self._leading = False
+
+    def _commit(self, group: list[_Waiter[Item, Result]]) -> None:
+        remaining = list(group)
+        try:
+            while remaining:
+                try:
+                    results = self._batch([w.item for w in remaining])
+                except Exception as exc:
+                    rejected = self._translate(exc)
+                    if rejected is None or not 0 <= rejected.index < len(remaining):
+                        raise
+                    remaining.pop(rejected.index).fail(rejected.error)
+                    continue
+                self.groups += 1
+                for waiter, result in zip(remaining, results, strict=True):
+                    waiter.succeed(result)
+                return
+        except BaseException as exc:  # the whole group failed: every caller sees why
+            for waiter in remaining:
+                if not waiter.resolved:
+                    waiter.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+
+__all__ = ["GroupCommitter", "Rejected"]
