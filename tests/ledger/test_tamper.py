@@ -38,7 +38,6 @@ from tests.conftest import PG_URL, _pg_schema_url
 from tests.support import World
 
 LOG_TABLES = ("log_records", "log_nodes", "log_checkpoints")
-ALL_TABLES = (*LOG_TABLES, "orgs", "org_keys", "flags", "alembic_version")
 UNTOUCHED_COPIES = 20
 runner = CliRunner()
 
@@ -89,19 +88,24 @@ def _sqlite_copier(src: Path, directory: Path) -> Callable[[], str]:
 
 
 def _pg_copier(engine: Engine, template: str, made: list[str]) -> Callable[[], str]:
+    """Copy every table of the template schema (rows, keys, indexes) and re-create its triggers."""
     def copy() -> str:
         schema = f"tc_{uuid.uuid4().hex[:16]}"
         made.append(schema)
         with engine.begin() as conn:
+            tables = conn.execute(text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
+                                       "AND table_type = 'BASE TABLE'"), {"s": template}).scalars().all()
+            triggers = conn.execute(text(
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relnamespace = CAST(:s AS regnamespace) AND NOT t.tgisinternal"), {"s": template}
+            ).scalars().all()
             conn.execute(text(f"CREATE SCHEMA {schema}"))
-            for table in ALL_TABLES:
+            for table in tables:
                 conn.execute(text(f"CREATE TABLE {schema}.{table} (LIKE {template}.{table} INCLUDING ALL)"))
                 conn.execute(text(f"INSERT INTO {schema}.{table} SELECT * FROM {template}.{table}"))
-            for table in LOG_TABLES:  # LIKE does not copy triggers: put the append-only ones back
-                conn.execute(text(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {schema}.{table} "
-                                  f"FOR EACH ROW EXECUTE FUNCTION {template}.partsledger_append_only()"))
-                conn.execute(text(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {schema}.{table} "
-                                  f"FOR EACH STATEMENT EXECUTE FUNCTION {template}.partsledger_append_only()"))
+            for definition in triggers:  # LIKE does not copy triggers: the copy is as protected as the original
+                conn.execute(text(definition.replace(f" ON {template}.", f" ON {schema}.")))
+        assert set(LOG_TABLES) <= set(tables) and len(triggers) >= 2 * len(LOG_TABLES)
         return _pg_schema_url(PG_URL or "", schema)
     return copy
 
