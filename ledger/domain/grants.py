@@ -18,6 +18,8 @@ stays revoked.
 
 from __future__ import annotations
 
+import re
+
 from ledger.domain.body import COUNTRY_RE, get_opt_str, get_str_list, require_keys
 from ledger.domain.common import ACTIVITIES, CATEGORIES, handles, read_code, read_id, repo, require_kind, require_org
 from ledger.domain.registry import Context
@@ -27,6 +29,7 @@ from ledger.gs1 import validate_gln
 from ledger.storage.grant_tables import Grant, GrantChange
 
 GRANT_KINDS = ("workshop", "commission")
+PREFIX_RE = re.compile(r"^\d{6,12}$")
 _SCOPE_FIELDS = {"activities", "gtin_prefixes", "brands", "categories", "countries", "sites", "technicians"}
 
 
@@ -53,7 +56,7 @@ def issue(ctx: Context) -> None:
     if valid_until is not None and valid_until <= valid_from:
         raise InvalidInput(f"body.valid_until ({valid_until}) must be after body.valid_from ({valid_from})",
                            code="invalid_period", field="valid_until")
-    prefixes = get_str_list(body, "gtin_prefixes", what="GS1 company prefixes")
+    prefixes = get_str_list(body, "gtin_prefixes", pattern=PREFIX_RE, what="GS1 company prefixes (6–12 digits)")
     outside = [p for p in prefixes if not any(p.startswith(own) for own in oem.gs1_prefixes)]
     if outside:
         raise PolicyRejected(f"body.gtin_prefixes: {', '.join(outside)} are not under {oem.org_id}'s GS1 company "

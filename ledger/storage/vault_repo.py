@@ -57,10 +57,6 @@ class VaultRepo:
         finally:
             raw.close()
 
-    def count(self) -> int:
-        with self.db.read() as session:
-            return len(session.execute(text("SELECT lookup FROM vault_vehicles")).all())
-
 
 class DocumentRepo:
     def __init__(self, db: Database) -> None:

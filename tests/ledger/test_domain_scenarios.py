@@ -318,3 +318,36 @@ def test_custody_and_scrapped_parts(d: DomainWorld) -> None:
     receipt = d.install(part, "car-1")
     assert [f.kind for f in receipt.flags] == ["scrapped_reinstalled"]
     assert queries.get_part(_db(d), *part)["suspect"]
+
+
+def test_queries_filter_page_and_refuse_unknowns(d: DomainWorld) -> None:
+    from ledger.errors import InvalidInput, NotFound
+
+    a, b, c = d.commission(lot="LA"), d.commission(lot="LA"), d.commission(lot="LB")
+    d.install(a, "car-1")
+    d.deliver(c, d.workshop)
+    db = _db(d)
+    assert [p["serial"] for p in queries.list_parts(db, gtin=GTIN_BRAKE, lot="LA")] == [a[1], b[1]]
+    assert [p["serial"] for p in queries.list_parts(db, state="installed")] == [a[1]]
+    assert [p["serial"] for p in queries.list_parts(db, org=d.workshop.org)] == [a[1], c[1]]
+    assert [p["serial"] for p in queries.list_parts(db, gtin=GTIN_BRAKE, offset=1, limit=1)] == [b[1]]
+    grants = queries.list_grants(db, grantor=d.oem.org)
+    assert [g["grant_id"] for g in grants] == ["g-workshop", "g-supplier"]
+    assert grants[0]["changes"][0]["status"] == "active"
+    assert queries.get_grant(db, "g-supplier")["gtin_prefixes"] == [f"{OEM_PREFIX}2"]
+    with pytest.raises(NotFound) as info:
+        queries.get_part(db, GTIN_BRAKE, "NOPE")
+    assert info.value.code == "unknown_part"
+    for call in (lambda: queries.get_claim(db, "nope"), lambda: queries.recall_affected(db, "nope"),
+                 lambda: queries.get_grant(db, "nope"), lambda: queries.trace_claim(db, "nope")):
+        with pytest.raises(NotFound):
+            call()
+    with pytest.raises(InvalidInput):
+        queries.list_parts(db, limit=0)
+    with pytest.raises(NotFound):
+        queries.battery_passport(db, *a)  # brakes have no battery passport
+    with pytest.raises(InvalidInput):
+        queries.battery_passport(db, *a, "everyone")  # type: ignore[arg-type]
+    d.reject(d.oem, "grant.issue", {"grant_id": "g-bad", "kind": "workshop", "grantee": d.workshop.org,
+                                    "activities": ["install"], "gtin_prefixes": ["69X"], "valid_from": VALID_FROM},
+             "invalid_body")
