@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ledger import queries
 from ledger.replay import compare_replay
+from ledger.storage.db import Database
 from tests.ledger.domain_support import (
     GLN_OSLO,
     GTIN_BATTERY,
@@ -26,7 +29,7 @@ def d(world: World) -> DomainWorld:
     return build(world)
 
 
-def _db(d: DomainWorld):  # type: ignore[no-untyped-def]
+def _db(d: DomainWorld) -> Database:
     return d.world.ledger.db
 
 
@@ -338,8 +341,10 @@ def test_queries_filter_page_and_refuse_unknowns(d: DomainWorld) -> None:
     with pytest.raises(NotFound) as info:
         queries.get_part(db, GTIN_BRAKE, "NOPE")
     assert info.value.code == "unknown_part"
-    for call in (lambda: queries.get_claim(db, "nope"), lambda: queries.recall_affected(db, "nope"),
-                 lambda: queries.get_grant(db, "nope"), lambda: queries.trace_claim(db, "nope")):
+    lookups: list[Callable[[], object]] = [
+        lambda: queries.get_claim(db, "nope"), lambda: queries.recall_affected(db, "nope"),
+        lambda: queries.get_grant(db, "nope"), lambda: queries.trace_claim(db, "nope")]
+    for call in lookups:
         with pytest.raises(NotFound):
             call()
     with pytest.raises(InvalidInput):
