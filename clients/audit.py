@@ -14,8 +14,8 @@ downloads every record page by page and checks, for each one:
 
 then folds the leaf hashes into a :class:`~ledger.merkle.CompactRange` and
 requires the result to equal the checkpoint's root. Finally it compares the
-facts it derived from the records (orgs and their keys) with what the server's
-API says about them.
+facts it derived from the records — orgs and their keys, every part's
+commissioning facts, every installation — with what the server's API says.
 
 Memory stays flat: one page of records, an O(log n) frontier, and the derived
 facts in a small SQLite file (stdlib ``sqlite3``; nothing of the server's
@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS orgs (org_id TEXT PRIMARY KEY, kind TEXT NOT NULL, na
                                  registered_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, org_id TEXT NOT NULL, public_key BLOB NOT NULL,
                                  added_seq INTEGER NOT NULL, revoked_seq INTEGER);
+CREATE TABLE IF NOT EXISTS parts (gtin TEXT NOT NULL, serial TEXT NOT NULL, lot TEXT, category TEXT,
+                                  commissioned_by TEXT NOT NULL, commissioned_seq INTEGER NOT NULL,
+                                  seen INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (gtin, serial));
+CREATE TABLE IF NOT EXISTS installs (seq INTEGER PRIMARY KEY, gtin TEXT NOT NULL, serial TEXT NOT NULL,
+                                     vehicle TEXT NOT NULL, workshop TEXT NOT NULL);
 """
 
 
@@ -227,6 +232,18 @@ class Auditor:
             elif entry.type == "key.revoke":
                 db.execute("UPDATE keys SET revoked_seq = ? WHERE kid = ? AND revoked_seq IS NULL",
                            (seq, body["kid"]))
+            elif entry.type == "part.commission":
+                db.execute("INSERT INTO parts (gtin, serial, lot, category, commissioned_by, commissioned_seq) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (body["gtin"], body["serial"], body.get("lot"), body["category"], entry.org, seq))
+            elif entry.type == "part.repurpose":  # a second life: a new identity, commissioned by the repurposer
+                db.execute("INSERT INTO parts (gtin, serial, lot, category, commissioned_by, commissioned_seq) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (body["new_gtin"], body["new_serial"], body.get("lot"), body.get("category"), entry.org,
+                            seq))
+            elif entry.type == "part.install":
+                db.execute("INSERT INTO installs VALUES (?, ?, ?, ?, ?)",
+                           (seq, body["gtin"], body["serial"], body["vehicle"], entry.org))
         except (KeyError, TypeError, sqlite3.IntegrityError, LedgerError) as exc:
             raise IntegrityError(f"record {seq}: {entry.type} cannot be applied ({exc})", seq=seq) from None
 
@@ -288,16 +305,57 @@ class Auditor:
             raise IntegrityError(f"the server lists org {extra.get('org_id')}, which no record registers")
         for (org_id, *_rest) in derived:
             self._compare_keys(org_id, self.client.get_json(f"/v1/orgs/{org_id}"))
-        return ["orgs", "keys"]
+        return ["orgs", "keys", *self._compare_parts()]
 
-    def _served_orgs(self) -> Iterator[dict[str, Any]]:
+    def _compare_parts(self) -> list[str]:
+        """Commissioning facts of every part (``GET /v1/parts``, paged) and installations per installed part."""
+        db = self.state.db
+        db.execute("UPDATE parts SET seen = 0")
+        try:
+            for item in self._paged("/v1/parts"):
+                key = (item.get("gtin"), item.get("serial"))
+                row = db.execute("SELECT lot, category, commissioned_by, commissioned_seq FROM parts "
+                                 "WHERE gtin = ? AND serial = ?", key).fetchone()
+                if row is None:
+                    raise IntegrityError(f"the server lists part {key[0]}/{key[1]}, which no record commissions")
+                lot, category, by, seq = row
+                served = (item.get("lot"), item.get("category") if category is not None else None,
+                          item.get("commissioned_by"), item.get("commissioned_seq"))
+                if served != (lot, category, by, seq):
+                    raise IntegrityError(f"part {key[0]}/{key[1]}: the log commissions it as {(lot, category, by, seq)}"
+                                         f", the server says {served}", seq=seq)
+                db.execute("UPDATE parts SET seen = 1 WHERE gtin = ? AND serial = ?", key)
+        except NotFound:
+            return []  # no part API on this server
+        missing = db.execute("SELECT gtin, serial, commissioned_seq FROM parts WHERE seen = 0 "
+                             "ORDER BY commissioned_seq LIMIT 1").fetchone()
+        if missing is not None:
+            raise IntegrityError(f"the server does not list part {missing[0]}/{missing[1]}, commissioned at seq "
+                                 f"{missing[2]}", seq=int(missing[2]))
+        installed = db.execute("SELECT DISTINCT gtin, serial FROM installs ORDER BY gtin, serial").fetchall()
+        for gtin, serial in installed:
+            derived = [tuple(r) for r in db.execute(
+                "SELECT seq, vehicle, workshop FROM installs WHERE gtin = ? AND serial = ? ORDER BY seq",
+                (gtin, serial))]
+            detail = self.client.get_json(f"/v1/parts/{gtin}/{serial}")
+            answered = sorted((i.get("seq"), i.get("vehicle"), i.get("workshop"))
+                              for i in (detail.get("installations") or [] if isinstance(detail, dict) else []))
+            if answered != derived:
+                raise IntegrityError(f"part {gtin}/{serial}: the log installs it {derived}, the server says {answered}",
+                                     seq=int(derived[0][0]))
+        return ["parts", "installations"]
+
+    def _paged(self, path: str) -> Iterator[dict[str, Any]]:
         offset: int | None = 0
         while offset is not None:
-            data = self.client.get_json("/v1/orgs", {"offset": offset, "limit": self.page})
+            data = self.client.get_json(path, {"offset": offset, "limit": self.page})
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-                raise IntegrityError("GET /v1/orgs: expected {items, next_offset}")
+                raise IntegrityError(f"GET {path}: expected {{items, next_offset}}")
             yield from (item for item in data["items"] if isinstance(item, dict))
             offset = data.get("next_offset")
+
+    def _served_orgs(self) -> Iterator[dict[str, Any]]:
+        return self._paged("/v1/orgs")
 
     def _compare_keys(self, org_id: str, served: Any) -> None:
         keys = served.get("keys") if isinstance(served, dict) else None

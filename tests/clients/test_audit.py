@@ -66,7 +66,7 @@ def test_audit_passes_then_resumes_with_nothing_to_redo(running: RunningServer, 
     report = json.loads(first.stdout)
     assert report["ok"] and report["records"] == RECORDS and report["checked_now"] == RECORDS
     assert report["orgs"] == RECORDS and report["keys"] == RECORDS
-    assert report["compared"] == ["orgs", "keys"]
+    assert report["compared"] == ["orgs", "keys", "parts", "installations"]
     again = cli("audit", "--url", running.url, "--json", home=home)
     assert json.loads(again.stdout)["checked_now"] == 0
     human = cli("audit", "--url", running.url, home=tmp_path / "other")

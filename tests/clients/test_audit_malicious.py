@@ -63,7 +63,7 @@ def _reencode(item: dict[str, Any]) -> None:
 
 def test_honest_server_passes(grown: Server, tmp_path: Path) -> None:
     report = audit(_client(grown, tmp_path), tmp_path / "audit.sqlite3", page=16)
-    assert report.size == 40 and report.orgs == 40 and report.compared == ["orgs", "keys"]
+    assert report.size == 40 and report.orgs == 40 and report.compared == ["orgs", "keys", "parts", "installations"]
 
 
 def test_an_edited_entry_is_named(grown: Server, tmp_path: Path) -> None:

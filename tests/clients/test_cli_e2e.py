@@ -113,9 +113,15 @@ def test_oem_workshop_auditor_end_to_end(running: RunningServer, tmp_path: Path)
     assert genuine_offline["verdict"] == "genuine"
 
     report = run.json("audit")
-    assert report["ok"] is True and report["records"] == 12 and report["compared"] == ["orgs", "keys"]
+    assert report["ok"] is True and report["records"] == 12
+    assert report["compared"] == ["orgs", "keys", "parts", "installations"]
 
     engine = create_engine(normalize_url(running.db_url))
+    with engine.begin() as conn:  # the projections are not append-only: an operator could edit them
+        conn.execute(text("UPDATE installations SET vehicle = :v WHERE seq = 7"), {"v": "veh-" + "b" * 52})
+    projection = cli("audit", "--json", home=tmp_path / "auditor-2", env={"PARTSLEDGER_URL": running.url})
+    assert projection.returncode == 1 and json.loads(projection.stdout)["seq"] == 7
+    assert "the server says" in json.loads(projection.stdout)["error"]
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("DROP TRIGGER log_records_append_only ON log_records"))
