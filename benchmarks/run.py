@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=1_000.0, help="offered appends per second")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the rate is offered")
-    parser.add_argument("--extra-rates", type=float, nargs="*", default=[20.0],
+    parser.add_argument("--extra-rates", type=float, nargs="*", default=[20.0, 100.0],
                         help="further (lower) offered rates, for latency below saturation")
     parser.add_argument("--extra-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=20.0, help="per request, from its scheduled time")
