@@ -104,6 +104,9 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             data = error_json(exc)
             seq = f" (first bad seq: {data['seq']})" if "seq" in data else ""
             raise fail(f"{data['code']}: {exc.message}{seq}", code) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}", EXIT_USAGE) from None
         except OSError as exc:
             raise fail(f"{exc.strerror or exc}", EXIT_UNREACHABLE) from None
         except Exception as exc:  # database drivers and the like: no tracebacks for users
