@@ -95,6 +95,39 @@ def serve(
 
 @app.command()
 @user_errors
+def demo(
+    db: DbOption = None,
+    data_dir: DataDirOption = Path("partsledger-data"),
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    origin: Annotated[str | None, typer.Option(help="Log origin (first checkpoint line)")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after building")] = True,
+) -> None:
+    """Build the demo world (an OEM, its supplier, workshops on four continents, parts, a recall, claims)
+    in a fresh database and serve it; an existing demo database is served as it is."""
+    from ledger.demo import build_demo
+    from ledger.keys import read_key_file
+    from ledger.service import open_ledger
+
+    settings = _settings(db, data_dir, origin)
+    ledger = open_ledger(settings)
+    if ledger.size() == 1:
+        world = build_demo(ledger, read_key_file(settings.operator_key_path), settings.data_dir)
+        summary = world.summary()
+        console.print(f"partsledger demo: {summary['records']} records written; orgs: "
+                      f"{', '.join(sorted(summary['orgs'].values()))}; their keys are in {summary['key_dir']}",
+                      soft_wrap=True)
+    else:
+        console.print(f"partsledger demo: the database already holds {ledger.size()} records; serving it as it is "
+                      "(the demo world is only built into a fresh database)", soft_wrap=True)
+    ledger.db.dispose()
+    if serve_it:
+        serve(db=db, data_dir=data_dir, host=host, port=port, origin=origin, workers=workers)
+
+
+@app.command()
+@user_errors
 def verify(
     db: DbOption = None,
     data_dir: DataDirOption = Path("partsledger-data"),
