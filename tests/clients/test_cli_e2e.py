@@ -28,7 +28,7 @@ from ledger.storage.db import normalize_url
 from tests.clients.running import ROOT, RunningServer, cli, start_server
 
 GTIN = make_gtin("950600", 4711)
-VEHICLE = "veh-" + "a" * 52
+VIN = "LGWEF4A59NA000123"
 
 
 @pytest.fixture
@@ -91,8 +91,12 @@ def test_oem_workshop_auditor_end_to_end(running: RunningServer, tmp_path: Path)
     assert verdict["authorization"]["status"] == "authorized"  # type: ignore[index]
     assert "GENUINE" in run("scan", first_png)
 
-    fitted = run.json("install", GTIN, "SN00000000000001", "--vehicle", VEHICLE, "--key", "oslo")
+    fitted = run.json("install", GTIN, "SN00000000000001", "--vin", VIN, "--key", "oslo")
     assert fitted["flags"] == []
+    with PartsLedger(running.url) as client:  # the VIN went to the vault; the log holds only a pseudonym
+        assert not any(VIN.encode() in r.record.canonical for r in client.iter_records())
+        vehicle = client.record(fitted["seq"]).record.entry.body["vehicle"]  # type: ignore[arg-type]
+    assert vehicle.startswith("veh-") and len(vehicle) == 56
     claim = run.json("claim", GTIN, "SN00000000000001", "--failure", "BRK01", "--claim-id", "c-1",
                      "--amount", "EUR:12050", "--key", "oslo")
     assert claim["duplicate"] is False
