@@ -19,6 +19,7 @@ from clients.cli_common import (
     keystore_path,
     open_client,
     out,
+    print_receipt,
     signing_key,
     unlocked_keystore,
     user_errors,
@@ -97,17 +98,6 @@ def _public_key_of(home: Path, value: str) -> str:
     return value
 
 
-def _print_receipt(data: dict[str, object], json_output: bool, what: str) -> None:
-    if json_output:
-        emit_json(data)
-        return
-    flags = data.get("flags") or []
-    dup = " (already in the log)" if data.get("duplicate") else ""
-    out.print(f"{what}: record {data['seq']} of {data['tree_size']}{dup}; receipt verified")
-    for flag in flags if isinstance(flags, list) else []:
-        out.print(f"  flag {flag.get('kind')}: {flag.get('message')}")
-
-
 @org_app.command("register")
 @user_errors
 def org_register(
@@ -135,7 +125,7 @@ def org_register(
     pair, signer_org = signing_key(home, key)
     with open_client(url, home, log_key) as client:
         receipt = client.submit(pair, org=signer_org, type="org.register", body=body)
-    _print_receipt(receipt.to_json(), json_output, f"registered {org_id}")
+    print_receipt(receipt.to_json(), json_output, f"registered {org_id}")
 
 
 @org_app.command("add-key")
@@ -149,7 +139,7 @@ def org_add_key(org_id: Annotated[str, typer.Argument(help="The org that gets th
     with open_client(url, home, log_key) as client:
         receipt = client.submit(pair, org=signer_org, type="key.add",
                                 body={"org_id": org_id, "public_key": _public_key_of(home, public_key)})
-    _print_receipt(receipt.to_json(), json_output, f"added a key to {org_id}")
+    print_receipt(receipt.to_json(), json_output, f"added a key to {org_id}")
 
 
 @org_app.command("revoke-key")
@@ -168,7 +158,7 @@ def org_revoke_key(kid: Annotated[str, typer.Argument(help="Key id to revoke")],
     pair, signer_org = signing_key(home, key)
     with open_client(url, home, log_key) as client:
         receipt = client.submit(pair, org=signer_org, type="key.revoke", body=body)
-    _print_receipt(receipt.to_json(), json_output, f"revoked key {kid}")
+    print_receipt(receipt.to_json(), json_output, f"revoked key {kid}")
 
 
 __all__ = ["keys_app", "org_app"]
