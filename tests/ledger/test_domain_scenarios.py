@@ -318,6 +318,8 @@ def test_custody_and_scrapped_parts(d: DomainWorld) -> None:
     d.reject(d.workshop, "part.remove", {"gtin": part[0], "serial": part[1]}, "invalid_state")
     d.append(d.workshop, "part.scrap", {"gtin": part[0], "serial": part[1], "reason_code": "damaged"})
     assert queries.get_part(_db(d), *part)["state"] == "scrapped"
+    seen = d.append(d.lab, "part.inspect", {"gtin": part[0], "serial": part[1], "result": "fail"})
+    assert [f.kind for f in seen.flags] == ["retired_part_seen"]
     receipt = d.install(part, "car-1")
     assert [f.kind for f in receipt.flags] == ["scrapped_reinstalled"]
     assert queries.get_part(_db(d), *part)["suspect"]
