@@ -358,3 +358,20 @@ def test_queries_filter_page_and_refuse_unknowns(d: DomainWorld) -> None:
     d.reject(d.oem, "grant.issue", {"grant_id": "g-bad", "kind": "workshop", "grantee": d.workshop.org,
                                     "activities": ["install"], "gtin_prefixes": ["69X"], "valid_from": VALID_FROM},
              "invalid_body")
+
+
+def test_grant_validity_is_judged_by_the_logs_clock_not_the_clients(d: DomainWorld) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.entries import format_time
+
+    now = datetime.now(UTC)
+    d.append(d.oem, "grant.issue", {"grant_id": "g-soon", "kind": "workshop", "grantee": d.independent.org,
+                                    "activities": ["install"], "valid_from": format_time(now + timedelta(minutes=5))})
+    part = d.commission()
+    # The workshop claims a time inside the grant's window (and inside the allowed clock skew) …
+    receipt = d.world.append(d.independent, "part.install",
+                             {"gtin": part[0], "serial": part[1], "vehicle": vehicle("car-1")},
+                             time=format_time(now + timedelta(minutes=9)))
+    # … but the log's own time at that record is before valid_from: not yet valid.
+    assert [f.kind for f in receipt.flags] == ["grant_expired"]
