@@ -37,6 +37,7 @@ ErrorCode = Literal[
     "unsupported_version",
     # signatures and keys
     "bad_signature",
+    "bad_part_sig",
     "unknown_key",
     "revoked_key",
     "unknown_org",
@@ -72,6 +73,8 @@ ErrorCode = Literal[
     "batch_too_large",
     "page_too_large",
     "rate_limited",
+    # HTTP transport
+    "method_not_allowed",
     # EPCIS capture
     "invalid_epcis",
     "epcis_unavailable",
