@@ -42,6 +42,7 @@ from ledger.domain.common import (
     require_org,
     require_part,
 )
+from ledger.domain.part_sig import check_part_sig
 from ledger.domain.recalls import open_recalls_for
 from ledger.domain.registry import Context
 from ledger.errors import Conflict, InvalidInput, PolicyRejected
@@ -149,7 +150,8 @@ def _seen_retired(ctx: Context, part: Part) -> None:
 @handles("part.commission")
 def commission(ctx: Context) -> None:
     body = ctx.entry.body
-    require_keys(body, _part_fields("category"), {"lot", "brand", "model", "warranty_months", "site", "battery"})
+    require_keys(body, _part_fields("category"),
+                 {"lot", "brand", "model", "warranty_months", "site", "battery", "part_sig"})
     gtin, serial = read_part_ref(body)
     category = body.get("category")
     if category not in CATEGORIES:
@@ -171,6 +173,7 @@ def commission(ctx: Context) -> None:
     org = actor(ctx)
     owner = commission_owner(ctx, org, gtin)
     _site(ctx, org)
+    check_part_sig(ctx, org, gtin, serial)
     r = repo(ctx)
     if r.get_part(gtin, serial) is not None:
         raise Conflict(f"part {gtin}/{serial} is already commissioned", code="duplicate_serial", field="serial")
