@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from ledger import queries
+from ledger.errors import LedgerError
 from ledger.replay import compare_replay
 from ledger.storage.db import Database
 from tests.ledger.domain_support import (
@@ -174,6 +175,34 @@ def test_supplier_commissions_only_under_granted_prefixes(d: DomainWorld) -> Non
     d.append(d.oem, "grant.revoke", {"grant_id": "g-supplier"})
     d.reject(d.supplier, "part.commission", {"gtin": inside, "serial": "SUP-4", "category": "brakes"},
              "prefix_not_granted")
+
+
+def test_commission_label_signature_must_be_the_commissioning_orgs(d: DomainWorld) -> None:
+    from ledger.digital_link import sign_part_id
+    from ledger.gs1 import make_gtin
+    from ledger.keys import KeyPair
+
+    part = d.commission(serial="SIG-OK", part_sig=sign_part_id(d.oem.key, GTIN_BRAKE, "SIG-OK"))
+    record = d.world.ledger.record(queries.get_part(_db(d), *part)["commissioned_seq"])
+    assert record.entry.body["part_sig"] == sign_part_id(d.oem.key, GTIN_BRAKE, "SIG-OK")
+    # a supplier commissioning under its grant signs its own labels
+    inside = make_gtin(f"{OEM_PREFIX}2", 7)
+    d.commission(inside, "SIG-SUP", by=d.supplier, category="hv_battery",
+                 part_sig=sign_part_id(d.supplier.key, inside, "SIG-SUP"))
+    base = {"gtin": GTIN_BRAKE, "category": "brakes"}
+    forged = {**base, "serial": "SIG-1", "part_sig": sign_part_id(KeyPair.generate(), GTIN_BRAKE, "SIG-1")}
+    err = d.reject(d.oem, "part.commission", forged, "bad_part_sig")
+    assert "01" + GTIN_BRAKE + "21SIG-1" in err.message and err.field == "part_sig"
+    other_serial = {**base, "serial": "SIG-2", "part_sig": sign_part_id(d.oem.key, GTIN_BRAKE, "SIG-OTHER")}
+    d.reject(d.oem, "part.commission", other_serial, "bad_part_sig")
+    by_brand_owner = {"gtin": inside, "serial": "SIG-3", "category": "hv_battery",
+                      "part_sig": sign_part_id(d.oem.key, inside, "SIG-3")}
+    d.reject(d.supplier, "part.commission", by_brand_owner, "bad_part_sig")
+    d.reject(d.oem, "part.commission", {**base, "serial": "SIG-4", "part_sig": "not-a-signature"}, "invalid_body")
+    d.reject(d.oem, "part.commission", {**base, "serial": "SIG-5", "part_sig": 12}, "invalid_body")
+    with pytest.raises(LedgerError) as missing:
+        queries.get_part(_db(d), GTIN_BRAKE, "SIG-1")
+    assert missing.value.code == "unknown_part"
 
 
 def test_claim_passing_every_finding_is_approved_and_paid_and_a_never_installed_one_is_held(d: DomainWorld) -> None:
