@@ -114,6 +114,12 @@ class _NodeCache:
 
     def get(self, keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
         missing = [k for k in dict.fromkeys(keys) if k not in self.nodes]
+        if missing:
+            with self.session.no_autoflush:  # log tables only: the handlers' staged rows need not be written
+                self._load(missing)
+        return {k: self.nodes[k] for k in keys if k in self.nodes}
+
+    def _load(self, missing: list[merkle.NodeKey]) -> None:
         for start in range(0, len(missing), 400):
             chunk = missing[start:start + 400]
             rows = self.session.execute(
@@ -123,7 +129,6 @@ class _NodeCache:
             ).all()
             for level, idx, digest in rows:
                 self.nodes[(int(level), int(idx))] = bytes(digest)
-        return {k: self.nodes[k] for k in keys if k in self.nodes}
 
 
 def _rejected_entry(exc: BaseException) -> Rejected | None:
@@ -188,14 +193,13 @@ class Ledger:
             record_rows: list[dict[str, Any]] = []
             node_rows: list[dict[str, Any]] = []
             new_leaves: dict[int, tuple[str, bytes]] = {}
-            pinned: list[object] = []  # org/key rows kept alive for the identity map (see module docstring)
             for index, item in enumerate(items):
                 if item.entry_id in known:
                     placed.append((known[item.entry_id], True, []))
                     continue
                 logged = self.clock()
                 try:
-                    ctx = self._admit(state, item, size, logged, pinned)
+                    ctx = self._admit(state, item, size, logged)
                 except LedgerError as exc:
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
@@ -213,6 +217,7 @@ class Ledger:
                 placed.append((size, False, ctx.flags))
                 prev = leaf
                 size += 1
+            session.flush()  # the handlers' staged projection rows: one multi-row insert per table
             note = ""
             if record_rows:
                 session.execute(insert(RECORDS), record_rows)
@@ -232,7 +237,7 @@ class Ledger:
                     receipts.append(self._receipt(session, cache, seq, duplicate, flags))
         return receipts
 
-    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str, pinned: list[object]) -> Context:
+    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
         entry = item.entry
         if entry.origin != self.origin:
             raise InvalidInput(f"entry.origin {entry.origin!r} is not this log ({self.origin!r})",
@@ -260,7 +265,6 @@ class Ledger:
             if key is None or key.org_id != entry.org:
                 raise SignatureError(f"key {entry.kid} is not a registered key of org {entry.org}",
                                      code="unknown_key", field="kid")
-            pinned.extend((org, key))
             if key.revoked_seq is not None:
                 raise SignatureError(f"key {entry.kid} was revoked at seq {key.revoked_seq}", code="revoked_key",
                                      field="kid")

@@ -57,7 +57,7 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
 
 
 def repo(ctx: Context) -> DomainRepo:
-    return DomainRepo(ctx.state.session)
+    return ctx.state.repo
 
 
 def subject(gtin: str, serial: str) -> str:

@@ -5,19 +5,24 @@ the appending transaction (the session of :class:`~ledger.storage.state.StateSto
 The read-side query module (:mod:`ledger.queries`) uses the same methods in
 read transactions, so live state, replayed state and what the API shows all
 come from one place.
+
+Rows are added without a flush and looked up through a
+:class:`~ledger.storage.staging.Staging` (shared with the state store inside
+an append), so a batch writes each table with one multi-row insert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Result, func, or_, select
 from sqlmodel import Session, SQLModel, col
 
 from ledger.storage.domain_tables import LedgerFlag
 from ledger.storage.grant_tables import Grant, GrantChange
 from ledger.storage.parts_tables import BatteryReport, Correction, EntryRef, Installation, Part, PartEvent, Recall
+from ledger.storage.staging import Staging
 from ledger.storage.warranty_tables import Claim
 
 T = TypeVar("T", bound=SQLModel)
@@ -26,19 +31,26 @@ T = TypeVar("T", bound=SQLModel)
 class DomainRepo:
     """Reads and writes the domain projections in the caller's session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, staging: Staging | None = None) -> None:
         self.session = session
+        self.staging = staging if staging is not None else Staging(session)
+
+    def _execute(self, stmt: Any) -> Result[Any]:
+        """Run a query after writing the staged rows (explicitly, so it sees them and so that a write
+        error surfaces as itself, not as a side effect of the query)."""
+        self.session.flush()
+        return self.session.execute(stmt)
 
     # generic ------------------------------------------------------------------------------------
     def add(self, row: SQLModel) -> None:
-        self.session.add(row)
-        self.session.flush()
+        """Add a new row or re-add a changed one; written at the next flush (see :class:`Staging`)."""
+        self.staging.add(row)
 
     save = add
 
     # parts --------------------------------------------------------------------------------------
     def get_part(self, gtin: str, serial: str) -> Part | None:
-        return self.session.get(Part, (gtin, serial))
+        return self.staging.get(Part, (gtin, serial))
 
     def list_parts(self, *, gtin: str | None = None, lot: str | None = None, state: str | None = None,
                    org: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Part]:
@@ -53,15 +65,15 @@ class DomainRepo:
             stmt = stmt.where(or_(col(Part.custodian) == org, col(Part.brand_owner) == org,
                                   col(Part.commissioned_by) == org, col(Part.installed_by) == org))
         stmt = stmt.order_by(col(Part.commissioned_seq), col(Part.gtin), col(Part.serial))
-        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
 
     def parts_of_gtin(self, gtin: str) -> Sequence[Part]:
-        return self.session.execute(select(Part).where(col(Part.gtin) == gtin)
+        return self._execute(select(Part).where(col(Part.gtin) == gtin)
                                     .order_by(col(Part.commissioned_seq))).scalars().all()
 
     def part_events(self, gtin: str, serial: str) -> Sequence[PartEvent]:
         stmt = select(PartEvent).where(col(PartEvent.gtin) == gtin, col(PartEvent.serial) == serial)
-        return self.session.execute(stmt.order_by(col(PartEvent.seq))).scalars().all()
+        return self._execute(stmt.order_by(col(PartEvent.seq))).scalars().all()
 
     # installations ------------------------------------------------------------------------------
     def installations(self, *, gtin: str | None = None, serial: str | None = None, lot: str | None = None,
@@ -75,16 +87,16 @@ class DomainRepo:
             stmt = stmt.where(col(Installation.lot) == lot)
         if vehicle is not None:
             stmt = stmt.where(col(Installation.vehicle) == vehicle)
-        return self.session.execute(stmt.order_by(col(Installation.seq))).scalars().all()
+        return self._execute(stmt.order_by(col(Installation.seq))).scalars().all()
 
     def open_installations(self, gtin: str, serial: str) -> Sequence[Installation]:
         stmt = select(Installation).where(col(Installation.gtin) == gtin, col(Installation.serial) == serial,
                                           col(Installation.removed_seq).is_(None))
-        return self.session.execute(stmt.order_by(col(Installation.seq))).scalars().all()
+        return self._execute(stmt.order_by(col(Installation.seq))).scalars().all()
 
     # recalls ------------------------------------------------------------------------------------
     def get_recall(self, campaign_id: str) -> Recall | None:
-        return self.session.get(Recall, campaign_id)
+        return self.staging.get(Recall, campaign_id)
 
     def recalls(self, *, gtin: str | None = None, oem: str | None = None, open_only: bool = False,
                 at_seq: int | None = None) -> Sequence[Recall]:
@@ -99,16 +111,16 @@ class DomainRepo:
                 stmt = stmt.where(or_(col(Recall.cleared_seq).is_(None), col(Recall.cleared_seq) > at_seq))
         elif open_only:
             stmt = stmt.where(col(Recall.cleared_seq).is_(None))
-        return self.session.execute(stmt.order_by(col(Recall.set_seq))).scalars().all()
+        return self._execute(stmt.order_by(col(Recall.set_seq))).scalars().all()
 
     # batteries ----------------------------------------------------------------------------------
     def battery_reports(self, gtin: str, serial: str) -> Sequence[BatteryReport]:
         stmt = select(BatteryReport).where(col(BatteryReport.gtin) == gtin, col(BatteryReport.serial) == serial)
-        return self.session.execute(stmt.order_by(col(BatteryReport.seq))).scalars().all()
+        return self._execute(stmt.order_by(col(BatteryReport.seq))).scalars().all()
 
     # grants -------------------------------------------------------------------------------------
     def get_grant(self, grant_id: str) -> Grant | None:
-        return self.session.get(Grant, grant_id)
+        return self.staging.get(Grant, grant_id)
 
     def list_grants(self, *, grantor: str | None = None, grantee: str | None = None, kind: str | None = None,
                     status: str | None = None, offset: int = 0, limit: int = 1000) -> Sequence[Grant]:
@@ -122,21 +134,21 @@ class DomainRepo:
         if status is not None:
             stmt = stmt.where(col(Grant.status) == status)
         stmt = stmt.order_by(col(Grant.issued_seq)).offset(offset).limit(limit)
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
     def grant_status_at(self, grant_id: str, seq: int) -> str | None:
         """The grant's status just before record ``seq`` was applied (``None``: not issued yet)."""
         stmt = (select(col(GrantChange.status)).where(col(GrantChange.grant_id) == grant_id, col(GrantChange.seq) < seq)
                 .order_by(col(GrantChange.seq).desc()).limit(1))
-        return self.session.execute(stmt).scalar_one_or_none()
+        return self._execute(stmt).scalar_one_or_none()
 
     def grant_changes(self, grant_id: str) -> Sequence[GrantChange]:
         stmt = select(GrantChange).where(col(GrantChange.grant_id) == grant_id).order_by(col(GrantChange.seq))
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
     # claims -------------------------------------------------------------------------------------
     def get_claim(self, claim_id: str) -> Claim | None:
-        return self.session.get(Claim, claim_id)
+        return self.staging.get(Claim, claim_id)
 
     def list_claims(self, *, gtin: str | None = None, serial: str | None = None, lot: str | None = None,
                     workshop: str | None = None, oem: str | None = None, status: str | None = None,
@@ -147,12 +159,12 @@ class DomainRepo:
             if value is not None:
                 stmt = stmt.where(col(column) == value)
         stmt = stmt.order_by(col(Claim.filed_seq)).offset(offset).limit(limit)
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
     # corrections and flags ----------------------------------------------------------------------
     def corrections_of(self, entry_id: str) -> Sequence[Correction]:
         stmt = select(Correction).where(col(Correction.corrects) == entry_id).order_by(col(Correction.seq))
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
     def open_flags(self, *, subject: str | None = None, org_id: str | None = None, offset: int = 0,
                    limit: int = 1000) -> Sequence[LedgerFlag]:
@@ -164,7 +176,7 @@ class DomainRepo:
         if org_id is not None:
             stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
         stmt = stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.kind), col(LedgerFlag.subject))
-        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
 
     def all_flags(self, *, subject: str | None = None, org_id: str | None = None, offset: int = 0,
                   limit: int = 1000) -> Sequence[LedgerFlag]:
@@ -174,32 +186,32 @@ class DomainRepo:
         if org_id is not None:
             stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
         stmt = stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.kind), col(LedgerFlag.subject))
-        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
 
     def flags_of_entry(self, entry_id: str) -> Sequence[LedgerFlag]:
         stmt = select(LedgerFlag).where(col(LedgerFlag.entry_id) == entry_id)
-        return self.session.execute(stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.subject))).scalars().all()
+        return self._execute(stmt.order_by(col(LedgerFlag.seq), col(LedgerFlag.subject))).scalars().all()
 
     def corrected_entry_ids(self) -> set[str]:
-        return {str(x) for x in self.session.execute(select(col(Correction.corrects))).scalars().all()}
+        return {str(x) for x in self._execute(select(col(Correction.corrects))).scalars().all()}
 
     # the entry index (a projection: replay has no log tables) ------------------------------
     def record_of_entry(self, entry_id: str) -> EntryRef | None:
-        return self.session.get(EntryRef, entry_id)
+        return self.staging.get(EntryRef, entry_id)
 
     def logged_at(self, seq: int) -> str | None:
-        value = self.session.execute(select(col(EntryRef.logged)).where(col(EntryRef.seq) == seq)).scalar_one_or_none()
+        value = self._execute(select(col(EntryRef.logged)).where(col(EntryRef.seq) == seq)).scalar_one_or_none()
         return None if value is None else str(value)
 
     def head_seq(self) -> int:
-        value = self.session.execute(select(func.max(col(EntryRef.seq)))).scalar_one_or_none()
+        value = self._execute(select(func.max(col(EntryRef.seq)))).scalar_one_or_none()
         return -1 if value is None else int(value)
 
     def entries_by_key_since(self, kid: str, logged_from: str) -> Sequence[EntryRef]:
         """Entries signed by ``kid`` logged at or after ``logged_from``, in log order."""
         stmt = (select(EntryRef).where(col(EntryRef.kid) == kid, col(EntryRef.logged) >= logged_from)
                 .order_by(col(EntryRef.seq)))
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
 
 __all__ = ["DomainRepo"]

@@ -2,6 +2,10 @@
 
 Event handlers never touch SQL or sessions: they call these methods. The
 same store serves live appends and replay, so replayed state equals live state.
+
+Writes are staged, not flushed one by one: see :mod:`ledger.storage.staging`.
+The domain repository of a handler (:attr:`StateStore.repo`) shares the same
+staging, so a row added by one handler of a batch is what the next one finds.
 """
 
 from __future__ import annotations
@@ -9,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Result, select
 from sqlmodel import Session, col
 
+from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
+from ledger.storage.staging import Staging
 
 
 class StateStore:
@@ -20,47 +26,51 @@ class StateStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.staging = Staging(session)
+        self.repo = DomainRepo(session, self.staging)
+
+    def _execute(self, stmt: Any) -> Result[Any]:
+        """Run a query after writing the staged rows (explicitly, so it sees them and so that a write
+        error surfaces as itself, not as a side effect of the query)."""
+        self.session.flush()
+        return self.session.execute(stmt)
 
     # orgs -----------------------------------------------------------------
     def get_org(self, org_id: str) -> Org | None:
-        return self.session.get(Org, org_id)
+        return self.staging.get(Org, org_id)
 
     def add_org(self, org: Org) -> None:
-        self.session.add(org)
-        self.session.flush()
+        self.staging.add(org)
 
     def list_orgs(self, *, kind: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Org]:
         stmt = select(Org).order_by(col(Org.registered_seq))
         if kind is not None:
             stmt = stmt.where(col(Org.kind) == kind)
-        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
 
     # keys -----------------------------------------------------------------
     def get_key(self, kid: str) -> OrgKey | None:
-        return self.session.get(OrgKey, kid)
+        return self.staging.get(OrgKey, kid)
 
     def add_key(self, key: OrgKey) -> None:
-        self.session.add(key)
-        self.session.flush()
+        self.staging.add(key)
 
     def keys_of(self, org_id: str) -> Sequence[OrgKey]:
         stmt = select(OrgKey).where(col(OrgKey.org_id) == org_id).order_by(col(OrgKey.added_seq))
-        return self.session.execute(stmt).scalars().all()
+        return self._execute(stmt).scalars().all()
 
     def revoke_key(self, kid: str, seq: int, compromised_at: str | None) -> None:
-        key = self.session.get(OrgKey, kid)
+        key = self.staging.get(OrgKey, kid)
         if key is None:
             raise KeyError(kid)
         key.revoked_seq = seq
         key.compromised_at = compromised_at
-        self.session.add(key)
-        self.session.flush()
+        self.staging.add(key)
 
     # flags ----------------------------------------------------------------
     def add_flag(self, *, seq: int, entry_id: str, kind: str, subject: str, org_id: str | None, message: str) -> None:
-        self.session.add(LedgerFlag(seq=seq, entry_id=entry_id, kind=kind, subject=subject, org_id=org_id,
+        self.staging.add(LedgerFlag(seq=seq, entry_id=entry_id, kind=kind, subject=subject, org_id=org_id,
                                     message=message))
-        self.session.flush()
 
     def flags(self, *, subject: str | None = None, org_id: str | None = None, kind: str | None = None,
               offset: int = 0, limit: int = 100) -> Sequence[LedgerFlag]:
@@ -71,7 +81,7 @@ class StateStore:
             stmt = stmt.where(col(LedgerFlag.org_id) == org_id)
         if kind is not None:
             stmt = stmt.where(col(LedgerFlag.kind) == kind)
-        return self.session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""Rows of one transaction, looked up by primary key without a statement per look-up.
+
+An appending transaction runs many handlers, and each used to ``flush`` the
+rows it added (one unit of work and one ``INSERT`` per row) and look rows up
+with ``session.get`` (one ``SELECT`` for every row not in the identity map,
+after flushing everything pending). :class:`Staging` is the per-transaction
+view the state store and the domain repository share instead:
+
+* :meth:`add` hands the row to the session **without flushing**: the rows a
+  batch adds are written by the session's single flush at commit (or by an
+  autoflush before a query), where SQLAlchemy sends one multi-row ``INSERT``
+  per table;
+* :meth:`get` answers from the rows this transaction already added or looked
+  up (including "not there"), and otherwise loads the row with autoflush off,
+  so a look-up never flushes.
+
+That is correct because every projection write in a transaction goes through
+:meth:`add`: a row that is not staged and was not found earlier in the same
+transaction cannot have appeared since. Queries other than primary-key
+look-ups still autoflush first, so they see every staged row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
+from sqlmodel import Session, SQLModel
+
+T = TypeVar("T", bound=SQLModel)
+
+_PK_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _pk_names(cls: type) -> tuple[str, ...]:
+    names = _PK_NAMES.get(cls)
+    if names is None:
+        mapper: Mapper[Any] = inspect(cls)
+        names = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
+        _PK_NAMES[cls] = names
+    return names
+
+
+class Staging:
+    """Primary-key look-ups and unflushed adds of one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._rows: dict[tuple[type, tuple[Any, ...]], Any] = {}
+
+    def get(self, cls: type[T], pk: Any) -> T | None:
+        key = (cls, pk if isinstance(pk, tuple) else (pk,))
+        try:
+            return self._rows[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with self.session.no_autoflush:
+            row = self.session.get(cls, pk)
+        self._rows[key] = row
+        return row
+
+    def add(self, row: SQLModel) -> None:
+        """Add (or re-add a changed) ``row``; written at the next flush, not now."""
+        self.session.add(row)
+        cls = type(row)
+        pk = tuple(getattr(row, name) for name in _pk_names(cls))
+        if None not in pk:  # autoincrement keys are never looked up
+            self._rows[(cls, pk)] = row
+
+
+__all__ = ["Staging"]

@@ -1,0 +1,181 @@
+"""A batch is applied exactly as its entries would be one by one.
+
+Handlers of a batch stage their projection rows and the batch writes them
+together (see ``ledger.storage.staging``), so an entry must still see what
+the entries before it in the same batch did — above all an ``entry.correct``
+of an entry earlier in the batch, whose handler looks that entry up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.entries import SignedEntry, make_signed_entry
+from ledger.errors import LedgerError
+from ledger.keys import KeyPair, b64encode
+from ledger.log import BatchRejected, Ledger
+from ledger.replay import dump_state
+from ledger.storage.db import Database
+from tests.ledger.domain_support import GLN_OSLO, GTIN_BRAKE, OEM_PREFIX, VALID_FROM, vehicle
+
+ORIGIN = "test.partsledger/batch"
+NOW = "2026-11-29T00:00:00Z"
+OPERATOR = "partsledger-operator"
+
+
+class Script:
+    """Pre-signed entries with fixed times, so two ledgers can be fed the very same bytes."""
+
+    def __init__(self) -> None:
+        self.log_key = KeyPair.generate()
+        self.keys = {name: KeyPair.generate() for name in (OPERATOR, "dragon-motors", "oslo-ev", "indie-garage")}
+        self.count = 0
+
+    def entry(self, org: str, type: str, body: dict[str, Any]) -> SignedEntry:
+        self.count += 1
+        return make_signed_entry(self.keys[org], origin=ORIGIN, type=type, org=org, body=body, time=NOW,
+                                 nonce=f"nonce-{self.count:012d}")
+
+    def setup(self) -> list[SignedEntry]:
+        def register(org: str, kind: str, **fields: Any) -> SignedEntry:
+            return self.entry(OPERATOR, "org.register", {"org_id": org, "kind": kind, "name": org.title(),
+                                                         "public_keys": [b64encode(self.keys[org].public_key)],
+                                                         **fields})
+
+        return [
+            self.entry(OPERATOR, "log.genesis", {"org_id": OPERATOR, "name": "Operator",
+                                                 "public_keys": [b64encode(self.keys[OPERATOR].public_key)]}),
+            register("dragon-motors", "oem", country="CN", gs1_prefixes=[OEM_PREFIX]),
+            register("oslo-ev", "workshop", country="NO", glns=[GLN_OSLO]),
+            register("indie-garage", "workshop", country="NO"),
+            self.entry("dragon-motors", "grant.issue", {"grant_id": "g-workshop", "kind": "workshop",
+                                                        "grantee": "oslo-ev", "activities": ["install", "remove"],
+                                                        "valid_from": VALID_FROM}),
+        ]
+
+    def story(self) -> list[SignedEntry]:
+        """Commission, deliver, install twice (clone suspected), and correct entries of this very story."""
+        p1 = {"gtin": GTIN_BRAKE, "serial": "BATCH-0001"}
+        p2 = {"gtin": GTIN_BRAKE, "serial": "BATCH-0002"}
+        commission_1 = self.entry("dragon-motors", "part.commission", {**p1, "category": "brakes", "lot": "L1"})
+        commission_2 = self.entry("dragon-motors", "part.commission", {**p2, "category": "brakes", "lot": "L1"})
+        ship = self.entry("dragon-motors", "part.ship", {**p1, "to": "oslo-ev"})
+        receive = self.entry("oslo-ev", "part.receive", p1)
+        install_1 = self.entry("oslo-ev", "part.install", {**p1, "vehicle": vehicle("car-1")})
+        clone = self.entry("indie-garage", "part.install", {**p1, "vehicle": vehicle("car-2")})
+        return [
+            commission_1, commission_2, ship, receive, install_1, clone,
+            # the suspicious second installation is corrected by its author: its flags close, the part is
+            # no longer suspect
+            self.entry("indie-garage", "entry.correct", {"corrects": clone.entry_id, "reason_code": "wrong_part"}),
+            # the brand owner corrects a commissioning of the same batch
+            self.entry("dragon-motors", "entry.correct", {"corrects": commission_2.entry_id,
+                                                          "reason_code": "entered_in_error"}),
+        ]
+
+
+def _ledger(url: str, script: Script) -> Ledger:
+    db = Database(url)
+    db.migrate()
+    return Ledger(db, origin=ORIGIN, log_key=script.log_key, clock=lambda: NOW)
+
+
+def _records(ledger: Ledger) -> list[tuple[int, bytes, bytes]]:
+    return list(ledger.iter_raw_records())
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+def test_batch_with_an_entry_and_its_correction_equals_one_by_one(
+        script: Script, db_url_factory: Callable[[], str]) -> None:
+    setup, story = script.setup(), script.story()
+    one_by_one, batched = _ledger(db_url_factory(), script), _ledger(db_url_factory(), script)
+    try:
+        for signed in setup + story:
+            one_by_one.append(signed)
+        for signed in setup:
+            batched.append(signed)
+        receipts = batched.append_batch(story)
+
+        assert [r.seq for r in receipts] == list(range(len(setup), len(setup) + len(story)))
+        assert not any(r.duplicate for r in receipts)
+        assert [f.kind for f in receipts[5].flags] == ["clone_suspected", "independent_service"]
+        assert _records(batched) == _records(one_by_one)  # byte-identical records, same chain
+        state = dump_state(batched.db)
+        assert state == dump_state(one_by_one.db)
+        # and the corrections really did what they say, within the batch
+        assert {(c["corrects"], c["corrected_seq"]) for c in state["corrections"]} == {
+            (story[5].entry_id, len(setup) + 5), (story[1].entry_id, len(setup) + 1)}
+        part = next(p for p in state["parts"] if p["serial"] == "BATCH-0001")
+        assert part["suspect"] is False and part["vehicle"] == vehicle("car-2")
+    finally:
+        one_by_one.db.dispose()
+        batched.db.dispose()
+
+
+def test_correction_of_an_entry_later_in_the_batch_is_rejected(
+        script: Script, db_url_factory: Callable[[], str]) -> None:
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        for signed in script.setup():
+            ledger.append(signed)
+        size = ledger.size()
+        commission = script.entry("dragon-motors", "part.commission",
+                                  {"gtin": GTIN_BRAKE, "serial": "LATER-1", "category": "brakes"})
+        correction = script.entry("dragon-motors", "entry.correct",
+                                  {"corrects": commission.entry_id, "reason_code": "entered_in_error"})
+        with pytest.raises(BatchRejected) as info:
+            ledger.append_batch([correction, commission])
+        assert (info.value.index, info.value.code) == (0, "unknown_entry")
+        assert ledger.size() == size
+        # in the right order the same two entries go in
+        assert [r.seq for r in ledger.append_batch([commission, correction])] == [size, size + 1]
+    finally:
+        ledger.db.dispose()
+
+
+def test_serial_commissioned_twice_in_one_batch_is_rejected_naming_the_second(
+        script: Script, db_url_factory: Callable[[], str]) -> None:
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        for signed in script.setup():
+            ledger.append(signed)
+        size = ledger.size()
+        body = {"gtin": GTIN_BRAKE, "serial": "TWICE-1", "category": "brakes"}
+        first = script.entry("dragon-motors", "part.commission", body)
+        second = script.entry("dragon-motors", "part.commission", body)
+        with pytest.raises(LedgerError) as info:
+            ledger.append_batch([first, second])
+        assert isinstance(info.value, BatchRejected) and info.value.index == 1
+        assert ledger.size() == size
+    finally:
+        ledger.db.dispose()
+
+
+def test_key_added_earlier_in_a_batch_signs_a_later_entry(
+        script: Script, db_url_factory: Callable[[], str], tmp_path: Path) -> None:
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        for signed in script.setup():
+            ledger.append(signed)
+        new_key = KeyPair.generate()
+        add = script.entry("oslo-ev", "key.add", {"org_id": "oslo-ev", "public_key": b64encode(new_key.public_key)})
+        revoke = make_signed_entry(new_key, origin=ORIGIN, type="key.revoke", org="oslo-ev",
+                                   body={"kid": new_key.kid}, time=NOW)
+        late = make_signed_entry(new_key, origin=ORIGIN, type="key.add", org="oslo-ev", time=NOW,
+                                 body={"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+        size = ledger.size()
+        with pytest.raises(BatchRejected) as info:  # signed by a key revoked earlier in the same batch
+            ledger.append_batch([add, revoke, late])
+        assert (info.value.index, info.value.code) == (2, "revoked_key")
+        assert ledger.size() == size
+        assert len(ledger.append_batch([add, revoke])) == 2
+    finally:
+        ledger.db.dispose()
