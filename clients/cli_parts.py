@@ -32,6 +32,7 @@ from clients.cli_common import (
 from clients.journal import Journal
 from ledger.entries import SignedEntry, make_signed_entry
 from ledger.errors import InvalidInput
+from ledger.keys import KeyPair
 
 # GS1 parsing (biip), PDF (reportlab) and QR decoding (zxing-cpp) are imported by the commands that use
 # them: together they would triple the start-up time of every other command.
@@ -108,6 +109,16 @@ def commission_body(row: dict[str, str], category: str) -> dict[str, Any]:
     return body
 
 
+def signed_label(pair: KeyPair, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with ``part_sig``: the commissioning key's AI 8030 signature over ``01<gtin>21<serial>``.
+
+    The server records it and puts it into the part's QR codes, so labels it renders verify offline.
+    """
+    from ledger.digital_link import sign_part_id
+
+    return {**body, "part_sig": sign_part_id(pair, body["gtin"], body["serial"])}
+
+
 @parts_app.command("commission")
 @user_errors
 def commission(
@@ -139,7 +150,8 @@ def commission(
         else:
             rows = read_commission_csv(csv_file)
             entries: list[SignedEntry] = [make_signed_entry(pair, origin=client.origin, type="part.commission",
-                                                            org=org, body=commission_body(row, category))
+                                                            org=org, body=signed_label(pair, commission_body(row,
+                                                                                                             category)))
                                           for row in rows]
             journal = Journal.create(journal_path, {"kind": "commission", "url": url, "csv": str(csv_file),
                                                     "org": org}, entries)
@@ -152,7 +164,8 @@ def commission(
     seqs = {r.entry_id: r.seq for r in result.receipts}
     parts = [{"gtin": e.entry.body["gtin"], "serial": e.entry.body["serial"], "lot": e.entry.body.get("lot"),
               "uri": build_uri(base, e.entry.body["gtin"], e.entry.body["serial"], lot=e.entry.body.get("lot"),
-                               sig=sign_part_id(pair, e.entry.body["gtin"], e.entry.body["serial"])),
+                               sig=e.entry.body.get("part_sig")
+                               or sign_part_id(pair, e.entry.body["gtin"], e.entry.body["serial"])),
               "seq": seqs.get(e.entry_id)} for e in journal.entries]
     if out_csv is not None:
         write_parts_csv(out_csv, parts)

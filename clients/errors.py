@@ -82,6 +82,7 @@ _BY_CODE: dict[str, type[LedgerError]] = {
     "bad_signature": SignatureError,
     "unknown_key": SignatureError,
     "revoked_key": SignatureError,
+    "bad_part_sig": SignatureError,
     "unknown_org": SignatureError,
     "not_found": NotFound,
     "conflict": Conflict,

@@ -39,6 +39,7 @@ from clients.witness import CheckpointStore, Witness
 from ledger import merkle
 from ledger.canonical import parse_json
 from ledger.checkpoint import Checkpoint
+from ledger.digital_link import sign_part_id
 from ledger.entries import Record, SignedEntry, make_signed_entry, parse_record
 from ledger.errors import IntegrityError, InvalidInput, LedgerError, ProofError
 from ledger.keys import KeyPair
@@ -112,6 +113,21 @@ def _proof(items: Any, what: str) -> list[bytes]:
         return merkle.decode_proof(items)
     except InvalidInput as exc:
         raise ProofError(f"{what}: {exc.message}", code="bad_proof") from None
+
+
+def with_part_sig(key: KeyPair, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` plus ``part_sig`` (:func:`ledger.digital_link.sign_part_id`) when it names a valid GTIN and serial.
+
+    A body with a bad GTIN or serial is left as it is, for the server to refuse with the field's own code.
+    """
+    gtin, serial = body.get("gtin"), body.get("serial")
+    if not isinstance(gtin, str) or not isinstance(serial, str):
+        return body
+    try:
+        sig = sign_part_id(key, gtin, serial)
+    except InvalidInput:
+        return body
+    return {**body, "part_sig": sig}
 
 
 def check_served_record(item: Any, *, expected_seq: int | None = None) -> ServedRecord:
@@ -372,7 +388,13 @@ class PartsLedger:
     # writes ---------------------------------------------------------------------------------
     def sign(self, key: KeyPair, *, org: str, type: str, body: dict[str, Any], time: str | None = None,
              nonce: str | None = None) -> SignedEntry:
-        """Build and sign an entry for this log, here; the private key is used nowhere else."""
+        """Build and sign an entry for this log, here; the private key is used nowhere else.
+
+        A ``part.commission`` body without ``part_sig`` gets one: ``key``'s AI 8030 signature over the
+        element string ``01<gtin>21<serial>``, which the server puts into the part's QR codes.
+        """
+        if type == "part.commission" and "part_sig" not in body:
+            body = with_part_sig(key, body)
         return make_signed_entry(key, origin=self.origin, type=type, org=org, body=body, time=time, nonce=nonce)
 
     def submit(self, key: KeyPair, *, org: str, type: str, body: dict[str, Any],
@@ -433,4 +455,5 @@ __all__ = [
     "VerifiedCheckpoint",
     "VerifiedReceipt",
     "check_served_record",
+    "with_part_sig",
 ]

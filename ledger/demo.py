@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledger.digital_link import sign_part_id
 from ledger.entries import SignedEntry, format_time, make_signed_entry
 from ledger.gs1 import make_gln, make_gtin, new_serial
 from ledger.keys import KeyPair, b64encode, write_key_file
@@ -156,7 +157,8 @@ def build_demo(ledger: Ledger, operator_key: KeyPair, data_dir: Path, *,
     def commission(name: str, org: str, gtin: str, category: str, lot: str, **extra: Any) -> tuple[str, str]:
         part = (gtin, new_serial())
         b.add(org, "part.commission", {"gtin": gtin, "serial": part[1], "category": category, "lot": lot,
-                                       "brand": "Dragonfly", **extra})
+                                       "brand": "Dragonfly", "part_sig": sign_part_id(b.keys[org], *part),
+                                       **extra})
         world.parts[name] = part
         return part
 

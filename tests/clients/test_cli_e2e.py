@@ -78,6 +78,12 @@ def test_oem_workshop_auditor_end_to_end(running: RunningServer, tmp_path: Path)
         rows = list(csv.DictReader(handle))
     assert len(rows[1]["serial"]) >= 16 and rows[1]["serial"].isalnum()  # issued: random, 0-9A-Z
     assert all("8030=" in r["uri"] for r in rows)
+    with PartsLedger(running.url) as client:  # the label signature is recorded, so the server's QR carries it
+        recorded = {r.record.entry.body["serial"]: r.record.entry.body.get("part_sig") for r in client.iter_records()
+                    if r.record.entry.type == "part.commission"}
+        served = client.request("GET", f"/v1/parts/{GTIN}/SN00000000000001/qr.svg")
+    assert {r["serial"]: r["uri"].split("8030=")[1] for r in rows} == recorded
+    assert served.status_code == 200 and served.headers["content-type"].startswith("image/svg+xml")
 
     sheet = run.json("labels", "--csv", str(tmp_path / "out.csv"), "--out", str(tmp_path / "labels.pdf"))
     pdf = (tmp_path / "labels.pdf").read_bytes()
@@ -166,7 +172,7 @@ def test_killed_commission_resumes_and_appends_each_part_once(running: RunningSe
     process.wait()
     assert 100 <= sent < 600, sent
     result = run.json("commission", "--csv", str(parts_csv), "--key", "acme", "--batch", "10")
-    assert result["parts"] == 600 and result["resumed_at"] >= sent
+    assert result["parts"] == 600 and result["resumed_at"] >= sent  # type: ignore[operator]
     assert result["appended"] + result["already_in_log"] == 600 - result["resumed_at"]  # type: ignore[operator]
     with PartsLedger(running.url) as client:
         commissioned = [r.record.entry.body["serial"] for r in client.iter_records()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
 
 from clients.sdk import PartsLedger
 from ledger.errors import Conflict, IntegrityError, SignatureError
@@ -115,3 +118,35 @@ def test_an_unreachable_server_is_one_clear_error() -> None:
     client = PartsLedger("http://127.0.0.1:9", timeout=2)
     with pytest.raises(ServerUnreachable, match="cannot reach"):
         client.checkpoint()
+
+
+def test_commission_carries_the_label_signature_the_server_prints(server: Server) -> None:
+    from ledger.digital_link import parse_uri, sign_part_id, verify_part_sig
+    from ledger.gs1 import make_gtin
+
+    client = PartsLedger("http://testserver", transport=server.transport)
+    oem = KeyPair.generate()
+    client.submit(server.operator, org=OPERATOR, type="org.register",
+                  body={"org_id": "acme-oem", "kind": "oem", "name": "Acme", "gs1_prefixes": ["950600"],
+                        "public_keys": [b64encode(oem.public_key)]})
+    gtin = make_gtin("950600", 42)
+    receipt = client.submit(oem, org="acme-oem", type="part.commission",
+                            body={"gtin": gtin, "serial": "SDKSIG1", "category": "brakes"})
+    sig = client.record(receipt.seq).record.entry.body["part_sig"]
+    assert sig == sign_part_id(oem, gtin, "SDKSIG1")
+    verify_part_sig(oem.public_key, gtin, "SDKSIG1", sig)
+    png = client.request("GET", f"/v1/parts/{gtin}/SDKSIG1/qr.png")
+    [uri] = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
+    assert parse_uri(uri).sig == sig
+    # an explicit part_sig is kept as given (a forged one is then refused by the server)
+    forged = sign_part_id(KeyPair.generate(), gtin, "SDKSIG2")
+    signed = client.sign(oem, org="acme-oem", type="part.commission",
+                         body={"gtin": gtin, "serial": "SDKSIG2", "category": "brakes", "part_sig": forged})
+    assert signed.entry.body["part_sig"] == forged
+    with pytest.raises(SignatureError) as info:
+        client.append(signed)
+    assert info.value.code == "bad_part_sig"
+    # a body the server will refuse for its GTIN is sent unchanged, to get the GTIN's own code
+    bad = client.sign(oem, org="acme-oem", type="part.commission",
+                      body={"gtin": "12345678901234", "serial": "X", "category": "brakes"})
+    assert "part_sig" not in bad.entry.body
