@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
     Conflict,
+    ErrorCode,
     IntegrityError,
     InvalidInput,
     LedgerError,
@@ -34,6 +35,22 @@ _STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
 }
 
+#: Codes of errors raised by the HTTP layer itself (routing, body size, rate limit), by status.
+_CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    429: "rate_limited",
+}
+
+_CLIENT_ONLY = {"unreachable", "server_error", "wrong_passphrase"}  # raised by clients, never served
+CODE_DESCRIPTION = (
+    "Stable, machine-readable error code (the `ledger.errors.ErrorCode` list): "
+    + ", ".join(f"`{c}`" for c in get_args(ErrorCode) if c not in _CLIENT_ONLY)
+    + ". Request validation answers 422 `invalid_field`; an unknown path 404 `not_found`; a method the "
+    "path does not serve 405 `method_not_allowed` (with an `Allow` header)."
+)
+
 
 class Problem(BaseModel):
     """An RFC 9457 problem document. ``code`` is stable and machine-readable."""
@@ -44,7 +61,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str
+    code: str = Field(description=CODE_DESCRIPTION)
     field: str | None = None
 
 
@@ -107,8 +124,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "invalid_field", 413: "body_too_large", 429: "rate_limited"}.get(
-            exc.status_code, "invalid_field")
+        code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "invalid_field")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return problem_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 

@@ -530,9 +530,7 @@ def test_page_limit_follows_the_configured_maximum(api_factory: ClientFactory, w
 
 
 def test_wrong_method_is_a_problem(client: TestClient) -> None:
-    response = client.delete("/v1/entries")
-    assert response.status_code == 405
-    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
+    assert_problem(client.delete("/v1/entries"), 405, "method_not_allowed")
 
 
 # --------------------------------------------------------------------------- the API description
