@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from api.app import create_app
 from api.settings import ApiSettings
 from ledger.log import Ledger
+from ledger.privacy import pseudonym_from_key
 from ledger.service import LedgerSettings
+from ledger.storage.vault_tables import VaultVehicle
 from tests.api.test_log_api import assert_problem
 
 VIN = "LGXCE4CB8N0123456"
@@ -38,8 +41,18 @@ def test_pseudonym_is_stable_and_off_the_log(vclient: TestClient, ledger: Ledger
 
 def test_erasure_unlinks_the_vin_forever(vclient: TestClient, ledger: Ledger) -> None:
     pseudonym = vclient.post("/v1/vehicles/pseudonym", json={"vin": VIN}).json()["pseudonym"]
+    with ledger.db.read() as session:
+        [row] = session.exec(select(VaultVehicle)).all()
+        vehicle_key = bytes(row.vehicle_key)
+    assert pseudonym_from_key(vehicle_key, VIN) == pseudonym
     erased = vclient.post("/v1/vehicles/erasure", json={"vin": VIN})
-    assert erased.json() == {"erased": pseudonym}
+    assert erased.status_code == 200 and erased.json() == {"erased": pseudonym}
+    with ledger.db.read() as session:  # the random key is gone: nothing can recompute the pseudonym
+        assert session.exec(select(VaultVehicle)).all() == []
+    if ledger.db.is_sqlite:  # nor does a copy survive in the database files (secure_delete + WAL truncated)
+        path = Path(ledger.db.url.removeprefix("sqlite:///"))
+        files = [f for f in path.parent.glob(path.name + "*") if f.is_file()]
+        assert path in files and not any(vehicle_key in f.read_bytes() for f in files)
     assert_problem(vclient.post("/v1/vehicles/erasure", json={"vin": VIN}), 404, "not_found")
     fresh = vclient.post("/v1/vehicles/pseudonym", json={"vin": VIN}).json()["pseudonym"]
     assert fresh != pseudonym  # the old history can never be linked again
