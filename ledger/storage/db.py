@@ -1,6 +1,7 @@
 """The database seam: engines, sessions, the append lock and migrations.
 
-SQLite (embedded default) runs in WAL mode with ``synchronous=FULL``; every
+SQLite (embedded default) runs in WAL mode with ``synchronous=FULL`` over pooled
+connections (kept open between transactions); every
 writing transaction starts with ``BEGIN IMMEDIATE`` so that two appenders can
 never both read the same head (a deferred ``BEGIN`` that reads then writes
 forks or fails). Readers use a separate engine with deferred transactions so
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
 from ledger.errors import InvalidInput, NotFound
@@ -38,8 +39,16 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int) -> Engine:
-    engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size: int) -> Engine:
+    if ":memory:" in url:
+        engine = create_engine(url)
+    else:
+        # Pooled connections: closing a connection after every transaction (NullPool) made SQLite
+        # checkpoint the WAL and fsync the database file on every append. Durability does not depend
+        # on it: every commit is durable in the WAL itself (synchronous=FULL). A caller waits for a
+        # free connection no longer than it would wait for the lock.
+        engine = create_engine(url, poolclass=QueuePool, pool_size=pool_size, max_overflow=4 * pool_size,
+                               pool_timeout=max(1.0, busy_timeout_ms / 1000))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,9 +89,12 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             # ``deferred_sqlite_writes`` exists only so tests can show what a deferred BEGIN does under
             # concurrency (a negative control): in WAL mode the stale writers fail with "database is locked".
+            # Appends take turns (BEGIN IMMEDIATE; group commit gives one writer per process), so the
+            # writer needs few connections; readers run side by side.
             self.writer = _sqlite_engine(self.url, immediate=not deferred_sqlite_writes,
-                                         busy_timeout_ms=busy_timeout_ms)
-            self.reader = _sqlite_engine(self.url, immediate=False, busy_timeout_ms=busy_timeout_ms)
+                                         busy_timeout_ms=busy_timeout_ms, pool_size=2)
+            self.reader = _sqlite_engine(self.url, immediate=False, busy_timeout_ms=busy_timeout_ms,
+                                         pool_size=pool_size)
         elif self.dialect == "postgresql":
             self.writer = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self.reader = self.writer
