@@ -15,20 +15,22 @@ traceback for a user error, and none prints a private key or passphrase.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from clients.cli_common import (
     DEFAULT_HOME,
     DEFAULT_URL,
-    EXIT_BAD,
+    EXIT_USAGE,
     HomeOption,
     PinOption,
     UrlOption,
     console,
     emit_json,
+    failure,
     open_client,
     out,
     url_slug,
@@ -39,7 +41,10 @@ from clients.cli_keys import keys_app, org_app
 from clients.cli_parts import parts_app
 from clients.cli_reads import READ_COMMANDS
 from clients.epcis_export import export_app
-from ledger.errors import IntegrityError
+from ledger.errors import NotFound
+
+if TYPE_CHECKING:
+    from ledger.verify import VerifyReport
 
 app = typer.Typer(
     name="partsledger",
@@ -138,31 +143,20 @@ def verify(
                                                help="Expected log origin (default: the one its checkpoints name)")
                       ] = None,
 ) -> None:
-    """Recompute every hash, link, signature, Merkle node and checkpoint root of a stored ledger."""
-    from ledger.keys import read_key_file
-    from ledger.storage.db import Database
-    from ledger.verify import verify_database
+    """Recompute every hash, link, signature, Merkle node and checkpoint root of a stored ledger.
 
-    settings = _settings(db, data_dir)
-    database = Database(settings.database_url, must_exist=True)  # verifying never creates a database
-    key_path = log_key or settings.log_key_path
-    # The key file holds no origin: checkpoints are checked under the origin they name (which must be
-    # ``--origin`` if given), so a log served with ``--origin`` verifies without repeating it here.
-    public_key = read_key_file(key_path).public_key if key_path.exists() else None
+    With ``--json`` a failure is one object too, ``{"ok": false, "code", "error", "seq"}`` (``seq``: the
+    first bad record, or null when the failure is not about a record), with the same exit codes.
+    """
     try:
-        report = verify_database(database, log_public_key=public_key, expected_origin=origin)
-        replayed = None
-        if replay:
-            from ledger.replay import compare_replay
-
-            replayed = compare_replay(database)
-    except IntegrityError as exc:
-        if json_output:
-            emit_json({"ok": False, "seq": exc.seq, "code": exc.code, "error": exc.message})
-            raise typer.Exit(EXIT_BAD) from None
-        raise
-    finally:
-        database.dispose()
+        report, replayed, public_key = _verify(db, data_dir, log_key, replay, origin)
+    except Exception as exc:
+        found = failure(exc) if json_output else None
+        if found is None:
+            raise  # the human message (or a bug) is user_errors' to print
+        data, code, _ = found
+        emit_json({"seq": None, **data})
+        raise typer.Exit(code) from None
     summary = {
         "ok": True,
         "records": report.records,
@@ -181,6 +175,32 @@ def verify(
               f"{report.checkpoints} checkpoints verified; root {report.root.hex()}"
               + ("" if public_key else " (checkpoint signatures not checked: no log key)")
               + (f"; replay matches on {len(replayed)} tables" if replayed is not None else ""), soft_wrap=True)
+
+
+def _verify(db: str | None, data_dir: Path, log_key: Path | None, replay: bool,
+            origin: str | None) -> tuple[VerifyReport, list[str] | None, bytes | None]:
+    from ledger.keys import read_key_file
+    from ledger.storage.db import Database
+    from ledger.verify import verify_database
+
+    settings = _settings(db, data_dir)
+    if log_key is not None and not log_key.is_file():
+        raise NotFound(f"--log-key: no key file at {log_key}", field="log_key")
+    database = Database(settings.database_url, must_exist=True)  # verifying never creates a database
+    key_path = log_key or settings.log_key_path
+    # The key file holds no origin: checkpoints are checked under the origin they name (which must be
+    # ``--origin`` if given), so a log served with ``--origin`` verifies without repeating it here.
+    public_key = read_key_file(key_path).public_key if key_path.exists() else None
+    try:
+        report = verify_database(database, log_public_key=public_key, expected_origin=origin)
+        replayed = None
+        if replay:
+            from ledger.replay import compare_replay
+
+            replayed = compare_replay(database)
+    finally:
+        database.dispose()
+    return report, replayed, public_key
 
 
 @app.command()
@@ -222,7 +242,24 @@ def audit(
 
 
 def main() -> None:
-    app()
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    # --json: a usage error (unknown option, bad value) is one JSON object on stdout too, exit 2.
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        emit_json({"ok": False, "code": "aborted", "error": "aborted"})
+        sys.exit(1)
+    except Exception as exc:  # typer's (vendored) click usage errors: duck-typed, the classes are private
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None:
+            raise
+        param = getattr(getattr(exc, "param", None), "name", None)
+        emit_json({"ok": False, "code": "invalid_field", "error": str(format_message()),
+                   **({"field": param} if isinstance(param, str) else {})})
+        sys.exit(int(getattr(exc, "exit_code", EXIT_USAGE)))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]

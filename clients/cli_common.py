@@ -87,8 +87,34 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+def failure(exc: BaseException) -> tuple[dict[str, Any], int, bool] | None:
+    """A failure a user can cause, as ``(JSON error object, exit code, code shown in the message)``.
+
+    ``None`` for anything else (a bug: let it surface). The JSON object is
+    ``{"ok": false, "code", "error"}`` plus ``field``, ``seq`` or ``evidence`` where known.
+    """
+    if isinstance(exc, LedgerError):
+        return error_json(exc), exit_code_for(exc), True
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError |
+                  FileExistsError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        code = "not_found" if isinstance(exc, FileNotFoundError) else "invalid_field"
+        return _plain_error(code, f"{where}{exc.strerror or exc}"), EXIT_USAGE, False
+    if isinstance(exc, OSError):
+        return _plain_error("unreachable", f"{exc.strerror or exc}"), EXIT_UNREACHABLE, False
+    if isinstance(exc, Exception):  # database drivers and the like: no tracebacks for users
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if "OperationalError" in type(exc).__name__ or "connect" in first.lower():
+            return _plain_error("unreachable", f"cannot reach the database: {first}"), EXIT_UNREACHABLE, False
+    return None
+
+
+def _plain_error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "code": code, "error": message}
+
+
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map the error tree to a one-line message (or a JSON object with --json) and an exit code."""
+    """Map every failure to a one-line message (or one JSON object with --json) and an exit code."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -96,25 +122,16 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except LedgerError as exc:
-            code = exit_code_for(exc)
+        except Exception as exc:
+            found = failure(exc)
+            if found is None:
+                raise
+            data, code, with_code = found
             if kwargs.get("json_output"):
-                emit_json(error_json(exc))
+                emit_json(data)
                 raise typer.Exit(code) from None
-            data = error_json(exc)
-            seq = f" (first bad seq: {data['seq']})" if "seq" in data else ""
-            raise fail(f"{data['code']}: {exc.message}{seq}", code) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise fail(f"{where}{exc.strerror or exc}", EXIT_USAGE) from None
-        except OSError as exc:
-            raise fail(f"{exc.strerror or exc}", EXIT_UNREACHABLE) from None
-        except Exception as exc:  # database drivers and the like: no tracebacks for users
-            name = type(exc).__name__
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            if "OperationalError" in name or "connect" in first.lower():
-                raise fail(f"cannot reach the database: {first}", EXIT_UNREACHABLE) from None
-            raise
+            seq = f" (first bad seq: {data['seq']})" if data.get("seq") is not None else ""
+            raise fail(f"{data['code'] + ': ' if with_code else ''}{data['error']}{seq}", code) from None
 
     return wrapper
 
@@ -182,6 +199,7 @@ __all__ = [
     "console",
     "emit_json",
     "error_json",
+    "failure",
     "exit_code_for",
     "fail",
     "keystore_path",

@@ -174,3 +174,45 @@ def test_console_script_on_a_healthy_log(populated: World, tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert OK_LINE.fullmatch(done.stdout.strip()) is not None
+
+
+@pytest.mark.parametrize(("url", "exit_code", "code", "message"), [
+    ("postgresql://nobody@127.0.0.1:1/nothing", 3, "unreachable", "cannot reach the database: "),
+    ("mysql://somewhere/db", 2, "invalid_field", "unsupported database 'mysql'"),
+    ("not a url at all", 2, "invalid_field", "not a database URL"),
+    ("sqlite:///{tmp}/missing/ledger.sqlite3", 2, "not_found", "no database file at "),
+])
+def test_json_user_errors_are_one_object_with_the_same_exit_code(tmp_path: Path, url: str, exit_code: int,
+                                                                 code: str, message: str) -> None:
+    got, stdout, stderr = run("--db", url.format(tmp=tmp_path), "--data-dir", str(tmp_path / "data"), "--json")
+    assert got == exit_code
+    assert stderr == ""
+    report = json.loads(stdout)
+    assert report["ok"] is False and report["code"] == code and report["seq"] is None
+    assert report["error"].startswith(message), report
+
+
+def test_a_log_key_that_is_not_there_is_a_user_error(populated: World, tmp_path: Path) -> None:
+    args = ("--db", populated.ledger.db.url, "--data-dir", str(data_dir(tmp_path)),
+            "--log-key", str(tmp_path / "typo.key"))
+    code, stdout, stderr = run(*args)
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == f"error: not_found: --log-key: no key file at {tmp_path / 'typo.key'}"
+    code, stdout, stderr = run(*args, "--json")
+    assert code == 2 and stderr == ""
+    assert json.loads(stdout) == {"ok": False, "code": "not_found", "field": "log_key", "seq": None,
+                                  "error": f"--log-key: no key file at {tmp_path / 'typo.key'}"}
+
+
+@pytest.mark.parametrize(("args", "exit_code", "code"), [
+    (["--bogus"], 2, "invalid_field"),
+    (["--data-dir"], 2, "invalid_field"),
+    (["--db", "postgresql://nobody@127.0.0.1:1/nothing"], 3, "unreachable"),
+])
+def test_console_script_json_errors_are_json(tmp_path: Path, args: list[str], exit_code: int, code: str) -> None:
+    done = subprocess.run([*_console_script(), "verify", "--json", *args], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=tmp_path)
+    assert done.returncode == exit_code, done.stderr
+    assert done.stderr == ""
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and report["code"] == code and report["error"]
