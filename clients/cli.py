@@ -65,12 +65,15 @@ for _command in (*WORKSHOP_COMMANDS, *READ_COMMANDS):  # install, remove, claim,
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir)")]
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Directory for the SQLite file and key files")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+LogKeyFileOption = Annotated[Path | None, typer.Option(
+    "--log-key", help="Log signing key file, created (mode 0600) if missing (default: DATA_DIR/log.key, or "
+                      "PARTSLEDGER_LOG_KEY)")]
 
 
-def _settings(db: str | None, data_dir: Path, origin: str | None = None) -> Any:
+def _settings(db: str | None, data_dir: Path, origin: str | None = None, log_key: Path | None = None) -> Any:
     from ledger.service import LedgerSettings
 
-    return LedgerSettings.from_env(db_url=db, data_dir=data_dir, origin=origin)
+    return LedgerSettings.from_env(db_url=db, data_dir=data_dir, origin=origin, log_key_file=log_key)
 
 
 @app.command()
@@ -82,6 +85,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     origin: Annotated[str | None, typer.Option(help="Log origin (first checkpoint line)")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    log_key: LogKeyFileOption = None,
 ) -> None:
     """Serve the ledger over HTTP (SQLite in ./partsledger-data by default)."""
     import uvicorn
@@ -90,7 +94,7 @@ def serve(
     from api.settings import ApiSettings
     from ledger.service import open_ledger
 
-    settings = _settings(db, data_dir, origin)
+    settings = _settings(db, data_dir, origin, log_key)
     ledger = open_ledger(settings)
     console.print(f"partsledger: log {ledger.origin!r}, {ledger.size()} records, "
                   f"database {ledger.db.dialect}; listening on http://{host}:{port}")
@@ -108,6 +112,7 @@ def demo(
     origin: Annotated[str | None, typer.Option(help="Log origin (first checkpoint line)")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after building")] = True,
+    log_key: LogKeyFileOption = None,
 ) -> None:
     """Build the demo world (an OEM, its supplier, workshops on four continents, parts, a recall, claims)
     in a fresh database and serve it; an existing demo database is served as it is."""
@@ -115,7 +120,7 @@ def demo(
     from ledger.keys import read_key_file
     from ledger.service import open_ledger
 
-    settings = _settings(db, data_dir, origin)
+    settings = _settings(db, data_dir, origin, log_key)
     ledger = open_ledger(settings)
     if ledger.size() == 1:
         world = build_demo(ledger, read_key_file(settings.operator_key_path), settings.data_dir)
@@ -128,7 +133,7 @@ def demo(
                       "(the demo world is only built into a fresh database)", soft_wrap=True)
     ledger.db.dispose()
     if serve_it:
-        serve(db=db, data_dir=data_dir, host=host, port=port, origin=origin, workers=workers)
+        serve(db=db, data_dir=data_dir, host=host, port=port, origin=origin, workers=workers, log_key=log_key)
 
 
 @app.command()
