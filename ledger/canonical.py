@@ -5,6 +5,21 @@ On top of RFC 8785 the ledger forbids floats (money and measurements are
 integer minor units or decimal strings) and integers outside the IEEE-754
 safe range, so that every implementation in every language reads the same
 numbers back.
+
+**Fast path.** Within those rules, RFC 8785 and the standard library's
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+write the same bytes for any value whose object keys are all ASCII: both
+escape exactly ``"``, ``\\`` and U+0000–U+001F (``\\b \\t \\n \\f \\r`` short,
+the rest as lowercase ``\\u00xx``) and write everything else as UTF-8, and
+integers are plain decimals. They differ only in key order, which RFC 8785
+takes over UTF-16 code units and ``sort_keys`` over code points — the same
+order for ASCII keys. So :func:`canonical_bytes` first walks the value once
+(:func:`_plain`): exact ``dict``/``list``/``str``/``int``/``bool``/``None``,
+ASCII keys, safe integers, bounded depth. Such values go through the C
+encoder; anything else — a float, a non-ASCII key, a subclass, a lone
+surrogate — takes the reference path (``rfc8785``), which also produces the
+error messages. ``tests/ledger/test_canonical.py`` checks both paths agree
+on random JSON and on the RFC 8785 vectors.
 """
 
 from __future__ import annotations
@@ -23,6 +38,10 @@ JSONValue = Any
 
 
 MAX_DEPTH = 64
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            check_circular=False)
+_encode = _ENCODER.encode
 
 
 def _check_str(text: str, path: str) -> None:
@@ -70,31 +89,120 @@ def _check(value: JSONValue, path: str, depth: int = 0, *, allow_floats: bool = 
     raise InvalidInput(f"{path}: {type(value).__name__} is not a JSON value", code="invalid_field", field=path)
 
 
+def _plain(value: JSONValue, depth: int) -> bool:
+    """True when ``value`` certainly passes :func:`_check` and the C encoder writes its RFC 8785 form.
+
+    Exact types only (``dict``, ``list``, ``str``, ``int`` within ±(2^53−1), ``bool``, ``None``), object
+    keys ASCII, containers nested less than :data:`MAX_DEPTH`. ``False`` means "take the reference path",
+    never "invalid": the reference path decides. Lone surrogates pass here and fail when encoding.
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if item_kind is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            return False
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if item_kind is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    return False
+
+
+def _fast_bytes(value: JSONValue) -> bytes | None:
+    """The canonical bytes by the fast path, or ``None`` where only the reference path may decide."""
+    if not _plain(value, 0):
+        return None
+    try:
+        return _encode(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the reference path names it
+        return None
+
+
 def canonical_bytes(value: JSONValue) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value``.
 
     Raises :class:`InvalidInput` for floats, unsafe integers and non-JSON values.
     """
+    fast = _fast_bytes(value)
+    if fast is not None:
+        return fast
+    return canonical_bytes_reference(value)
+
+
+def canonical_bytes_reference(value: JSONValue) -> bytes:
+    """:func:`canonical_bytes` by the reference implementation alone (``rfc8785``), never the fast path."""
     _check(value, "$")
     return rfc8785.dumps(value)
+
+
+def parse_canonical(data: bytes) -> JSONValue:
+    """Parse stored bytes that must be exactly canonical (:func:`parse_json` rules, then RFC 8785 form).
+
+    Raises :class:`InvalidInput` (code ``invalid_json``, or ``integrity`` for well-formed JSON in any
+    other form: other key order, whitespace, escapes or number spelling).
+    """
+    value = parse_json(data)
+    if canonical_bytes(value) != data:
+        raise InvalidInput("bytes are not in RFC 8785 canonical form", code="integrity")
+    return value
+
+
+def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _item in pairs:
+            if key in seen:
+                raise InvalidInput(f"duplicate JSON key {key!r}", code="invalid_json")
+            seen.add(key)
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidInput(f"JSON constant {name} is not allowed", code="invalid_json")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
     """Parse JSON strictly: UTF-8 only, no NaN/Infinity, no duplicate keys, no lone surrogates,
     bounded nesting, and (unless ``allow_floats``, e.g. for EPCIS sensor values) no floats."""
 
-    def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, item in pairs:
-            if key in out:
-                raise InvalidInput(f"duplicate JSON key {key!r}", code="invalid_json")
-            out[key] = item
-        return out
-
-    def _no_constants(name: str) -> Any:
-        raise InvalidInput(f"JSON constant {name} is not allowed", code="invalid_json")
-
+    text_checked = False  # True once ``data`` is known to hold no lone surrogate itself
     if isinstance(data, bytes):
+        text_checked = True  # strict UTF-8 decoding never yields a surrogate
         if data.startswith(b"\xef\xbb\xbf"):
             raise InvalidInput("JSON must be UTF-8 without a byte-order mark", code="invalid_json")
         try:
@@ -107,8 +215,11 @@ def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
         raise InvalidInput("JSON is nested too deeply", code="invalid_json") from None
     except ValueError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json") from None
-    _check(value, "$", allow_floats=allow_floats)
+    # The full walk names the first offending path; it is needed only where the quick walk is unsure or a
+    # string may hold a lone surrogate (from the text itself, or from a \\uD800-\\uDFFF escape).
+    if not _plain(value, 0) or "\\ud" in data or "\\uD" in data or not (text_checked or _encodes(data)):
+        _check(value, "$", allow_floats=allow_floats)
     return value
 
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "parse_json"]
+__all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "canonical_bytes_reference", "parse_canonical", "parse_json"]

@@ -1,13 +1,26 @@
-"""RFC 8785 known answers for ledger.canonical (data in tests/data/rfc8785)."""
+"""RFC 8785 known answers for ledger.canonical (data in tests/data/rfc8785), and property tests that its fast
+path (the standard library's C encoder) writes exactly what the reference ``rfc8785`` writes."""
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ledger.canonical import MAX_SAFE_INTEGER, canonical_bytes, parse_json
+from ledger.canonical import (
+    MAX_DEPTH,
+    MAX_SAFE_INTEGER,
+    _fast_bytes,
+    canonical_bytes,
+    canonical_bytes_reference,
+    parse_canonical,
+    parse_json,
+)
 from ledger.errors import InvalidInput
 from tests.vectors import DATA, CanonicalVector, rfc8785_vectors
 
@@ -110,3 +123,158 @@ def test_parse_json_rejects_nan_and_infinity(text: str) -> None:
 def test_parse_json_rejects_malformed_input(data: bytes) -> None:
     with pytest.raises(InvalidInput):
         parse_json(data)
+
+
+# The fast path (json's C encoder) against the reference path (rfc8785) --------------------------------
+
+# Every code point except lone surrogates: C0 controls, DEL, U+2028, BMP private use, astral planes.
+ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
+ASCII_KEYS = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=8)
+# Keys that disagree between UTF-16 and code-point order: astral (surrogate pairs) beside U+E000-U+FFFF.
+TRICKY_KEYS = st.one_of(ANY_TEXT, st.sampled_from(["\U0001f600", "\ufb33", "\ue000", "\uffff", "\U00010000",
+                                                   "a\U0001f600", "a\ufb33", "\u20ac", "\u00f6"]))
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER), ANY_TEXT,
+                    st.sampled_from([0, -0, 1, -1, MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, "", "\x00", "\x1f", "\x7f",
+                                     "\"\\/", "\b\f\n\r\t", "\u2028\u2029", "</script>"]))
+
+
+def _json(keys: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    return st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
+                                                         st.dictionaries(keys, inner, max_size=5)), max_leaves=25)
+
+
+class _Text(str):
+    pass
+
+
+ANY_JSON = _json(TRICKY_KEYS)
+ASCII_KEYED_JSON = _json(ASCII_KEYS)
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(ANY_JSON)
+def test_canonical_bytes_equal_rfc8785_on_random_json(value: Any) -> None:
+    assert canonical_bytes(value) == rfc8785.dumps(value) == canonical_bytes_reference(value)
+
+
+@SETTINGS
+@given(ASCII_KEYED_JSON)
+def test_the_fast_path_is_taken_for_ascii_keys_and_equals_rfc8785(value: Any) -> None:
+    fast = _fast_bytes(value)
+    assert fast is not None  # ASCII keys and non-float scalars: the C encoder decides
+    assert fast == rfc8785.dumps(value)
+
+
+@SETTINGS
+@given(ANY_JSON)
+def test_parse_canonical_accepts_exactly_the_canonical_bytes(value: Any) -> None:
+    raw = rfc8785.dumps(value)
+    assert parse_canonical(raw) == value
+    assert parse_json(raw) == value
+    for other in {json.dumps(value).encode(), json.dumps(value, sort_keys=True).encode(),
+                  json.dumps(value, separators=(",", ":")).encode(),
+                  json.dumps(value, separators=(",", ":"), sort_keys=True).encode(),  # \\u escapes for non-ASCII
+                  json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode(),
+                  b" " + raw, raw + b"\n"}:
+        if other == raw:
+            continue
+        with pytest.raises(InvalidInput):
+            parse_canonical(other)
+
+
+@SETTINGS
+@given(st.dictionaries(ASCII_KEYS, SCALARS, min_size=2, max_size=6))
+def test_parse_canonical_refuses_reordered_keys(value: dict[str, Any]) -> None:
+    raw = canonical_bytes(value)
+    backwards = b"{" + b",".join(json.dumps(k, ensure_ascii=False).encode() + b":" + canonical_bytes(v)
+                                 for k, v in sorted(value.items(), reverse=True)) + b"}"
+    assert backwards != raw
+    with pytest.raises(InvalidInput):
+        parse_canonical(backwards)
+
+
+@SETTINGS
+@given(ANY_JSON)
+def test_parse_json_agrees_with_the_standard_parser(value: Any) -> None:
+    text = json.dumps(value, indent=1)
+    assert parse_json(text) == json.loads(text)
+    assert parse_json(text.encode("utf-8")) == json.loads(text)
+
+
+def test_utf16_key_order_takes_the_reference_path() -> None:
+    value = {"\ufb33": 1, "\U0001f600": 2}
+    assert _fast_bytes(value) is None
+    # RFC 8785 compares UTF-16 code units: U+1F600 is D83D DE00, before FB33; code-point order says otherwise.
+    assert canonical_bytes(value) == '{"\U0001f600":2,"\ufb33":1}'.encode()
+    assert json.dumps(value, sort_keys=True, ensure_ascii=False) == '{"\ufb33": 1, "\U0001f600": 2}'
+    with pytest.raises(InvalidInput):
+        parse_canonical('{"\ufb33":1,"\U0001f600":2}'.encode())
+    assert parse_canonical(canonical_bytes(value)) == value
+
+
+@pytest.mark.parametrize("vector", INTEGER_ONLY, ids=lambda v: v.name)
+def test_vectors_on_both_paths(vector: CanonicalVector) -> None:
+    value = json.loads(vector.input)
+    assert canonical_bytes_reference(value) == vector.output
+    fast = _fast_bytes(value)
+    assert fast is None or fast == vector.output
+    assert parse_canonical(vector.output) == value
+    if vector.input != vector.output:
+        with pytest.raises(InvalidInput):
+            parse_canonical(vector.input)
+
+
+def test_some_vectors_take_the_fast_path() -> None:
+    assert {v.name for v in INTEGER_ONLY if _fast_bytes(json.loads(v.input)) is not None} >= {"arrays"}
+
+
+@pytest.mark.parametrize("value", [
+    {"n": 1.5}, [0.0], {"n": MAX_SAFE_INTEGER + 1}, [-(2**63)], {"k": "\ud800"}, ["a\udfff"], {1: "x"},
+    {"b": b"bytes"}, {"t": (1, 2)}, {"e": HTTPStatus.OK}, [_Text("x")], {"é": 1}, {"k": {"\u20ac": 1}},
+])
+def test_unusual_values_leave_the_fast_path(value: Any) -> None:
+    assert _fast_bytes(value) is None
+
+
+@pytest.mark.parametrize("value", [{"n": 1.5}, [0.0], {"n": MAX_SAFE_INTEGER + 1}, {"k": "\ud800"}, {1: "x"},
+                                   {"b": b"bytes"}])
+def test_values_outside_the_ledger_rules_are_refused(value: Any) -> None:
+    with pytest.raises(InvalidInput):
+        canonical_bytes(value)
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '["a\\udfff"]', '{"\\ud83d": 1}', '{"k": {"\\uDC00": 1}}'])
+def test_parse_json_refuses_lone_surrogate_escapes(text: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_json(text)
+    assert "surrogate" in info.value.message
+
+
+def test_parse_json_accepts_an_escaped_surrogate_pair() -> None:
+    assert parse_json('"\\ud83d\\ude00"') == "\U0001f600"
+
+
+def test_parse_json_refuses_a_lone_surrogate_in_str_input() -> None:
+    with pytest.raises(InvalidInput):
+        parse_json('["\ud800"]')
+
+
+def test_depth_limit_is_the_same_on_both_paths() -> None:
+    deep: Any = 0
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    assert canonical_bytes(deep) == rfc8785.dumps(deep)  # the scalar sits at depth MAX_DEPTH: allowed
+    with pytest.raises(InvalidInput):
+        canonical_bytes([deep])
+    assert parse_json(json.dumps(deep)) == deep
+    with pytest.raises(InvalidInput):
+        parse_json(json.dumps([deep]))
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1,"a":1}', b'{"a":01}', b'{"a":1.0}', b'{"a":1e0}', b'{"a":-0}',
+                                 b'{"a":"\\u0041"}', b'{"a":"\\/"}', b'{"a":"\\u001F"}', b'["\\u00e9"]',
+                                 b'{"a":true }', b'\xef\xbb\xbf{}', b'{"b":1,"a":2}'])
+def test_parse_canonical_refuses_non_canonical_spellings(raw: bytes) -> None:
+    with pytest.raises(InvalidInput):
+        parse_canonical(raw)
