@@ -96,17 +96,20 @@ def log_signer(ledger: Ledger) -> Signer:
 
 
 def trust_bundle(ledger: Ledger, *, now: datetime, grants: Callable[[], list[dict[str, Any]]],
-                 recalls: Callable[[], list[dict[str, Any]]], ttl: timedelta = DEFAULT_TTL) -> dict[str, Any]:
+                 recalls: Callable[[], list[dict[str, Any]]], ttl: timedelta = DEFAULT_TTL,
+                 products: Callable[[], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Build and sign the trust bundle from live state at the latest checkpoint.
 
-    ``grants`` and ``recalls`` supply the domain's grants and open recalls in
-    bundle form (see :mod:`ledger.trust_bundle`).
+    ``grants``, ``recalls`` and ``products`` supply the domain's grants, open
+    recalls and per-GTIN brands and categories in bundle form (see
+    :mod:`ledger.trust_bundle`).
     """
     checkpoint = ledger.latest_checkpoint()
     if checkpoint is None:
         raise NotFound("the log is empty")
     bundle = build_bundle(origin=ledger.origin, version=checkpoint.size, checkpoint=checkpoint.note,
-                          orgs=all_orgs_with_keys(ledger), grants=grants(), recalls=recalls(), now=now, ttl=ttl)
+                          orgs=all_orgs_with_keys(ledger), grants=grants(), recalls=recalls(), now=now, ttl=ttl,
+                          products=products() if products is not None else ())
     return sign_bundle(bundle, log_signer(ledger))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import col, select
+
 from ledger.domain.common import subject
 from ledger.domain.recalls import covers
 from ledger.errors import NotFound
@@ -99,5 +101,24 @@ def alerts_for(ledger: Ledger, org_id: str, *, offset: int, limit: int) -> list[
         return [flag_json(f) for f in DomainRepo(session).open_flags(org_id=org_id, offset=offset, limit=limit)]
 
 
-__all__ = ["alerts_for", "flag_json", "list_claims", "list_grants", "list_parts", "part_detail", "part_json",
-           "recall_affected"]
+def bundle_products(ledger: Ledger) -> list[dict[str, Any]]:
+    """Per commissioned GTIN, the brands, categories and brand owners recorded for its parts (trust bundle form).
+
+    What an offline scanner needs to judge a grant's brand and category scope
+    without the parts themselves; one grouped read, sized by the number of
+    distinct (GTIN, brand, category, brand owner) combinations.
+    """
+    stmt = select(col(Part.gtin), col(Part.brand), col(Part.category), col(Part.brand_owner)).group_by(
+        col(Part.gtin), col(Part.brand), col(Part.category), col(Part.brand_owner))
+    products: dict[str, dict[str, set[str]]] = {}
+    with ledger.db.read() as session:
+        for gtin, brand, category, owner in session.execute(stmt):
+            entry = products.setdefault(gtin, {"brands": set(), "categories": set(), "brand_owners": set()})
+            entry["brands"].add(brand)
+            entry["categories"].add(category)
+            entry["brand_owners"].add(owner)
+    return [{"gtin": gtin, **{k: sorted(v) for k, v in entry.items()}} for gtin, entry in sorted(products.items())]
+
+
+__all__ = ["alerts_for", "bundle_products", "flag_json", "list_claims", "list_grants", "list_parts", "part_detail",
+           "part_json", "recall_affected"]

@@ -18,10 +18,20 @@ The inner ``bundle`` holds:
 - ``orgs``: id, kind, GS1 company prefixes and every key with its
   ``revoked_seq`` and ``compromised_at``;
 - ``grants``: workshop and supplier grants with scope, validity and status;
-- ``recalls``: open recall campaigns by GTIN with lots and serial ranges.
+- ``recalls``: open recall campaigns by GTIN with lots and serial ranges;
+- ``products``: per commissioned GTIN, the ``brands``, ``categories`` and
+  ``brand_owners`` recorded for its parts, so that a grant's brand and
+  category scope can be judged offline.
 
 :func:`offline_verdict` turns a QR URI + bundle + the current time into a
-verdict with no network and no database.
+verdict with no network and no database. Its workshop authorization
+(:func:`offline_authorization`) applies the domain's rule
+(:mod:`ledger.domain.authz`) to the bundle's grants: the brand owner's
+workshop grants to that workshop, each judged on activity, GTIN prefix,
+brand, category, the workshop's country, site and technician (a scan names
+neither, so a grant limited to sites or technicians does not cover it, as on
+the server), then status (revoked, suspended) and validity at the device's
+time; the best outcome wins, else the most telling refusal.
 """
 
 from __future__ import annotations
@@ -46,7 +56,6 @@ from ledger.verdict import (
     RecallFact,
     SigStatus,
     Verdict,
-    authorize,
     gtin_matches_prefix,
     judge,
 )
@@ -61,7 +70,7 @@ def _rfc3339(moment: datetime) -> str:
 
 def build_bundle(*, origin: str, version: int, checkpoint: str, orgs: Sequence[dict[str, Any]],
                  grants: Sequence[dict[str, Any]], recalls: Sequence[dict[str, Any]], now: datetime,
-                 ttl: timedelta = DEFAULT_TTL) -> dict[str, Any]:
+                 ttl: timedelta = DEFAULT_TTL, products: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The inner bundle document (unsigned). Lists are sorted so equal state gives equal bytes."""
     return {
         "format": FORMAT,
@@ -73,6 +82,7 @@ def build_bundle(*, origin: str, version: int, checkpoint: str, orgs: Sequence[d
         "orgs": sorted(orgs, key=lambda o: str(o["org_id"])),
         "grants": sorted(grants, key=lambda g: str(g["grant_id"])),
         "recalls": sorted(recalls, key=lambda r: (str(r["campaign_id"]), str(r["gtin"]))),
+        "products": sorted(products, key=lambda p: str(p["gtin"])),
     }
 
 
@@ -219,6 +229,120 @@ def grant_facts(raw: dict[str, Any]) -> GrantFacts:
                       status=str(raw.get("status", "active")))
 
 
+_SCOPE_ORDER = ("activity", "gtin_prefix", "brand", "category", "country", "site", "technician")
+
+
+def _product(bundle: dict[str, Any], gtin: str) -> dict[str, Any] | None:
+    for product in bundle.get("products") or ():
+        if isinstance(product, dict) and product.get("gtin") == gtin:
+            return product
+    return None
+
+
+def _brand_owners(bundle: dict[str, Any], gtin: str, product: dict[str, Any] | None) -> set[str]:
+    """Who owns the brand of ``gtin``: as recorded for its parts, else the holder of the longest prefix."""
+    if product and product.get("brand_owners"):
+        return {str(o) for o in product["brand_owners"]}
+    best: list[tuple[int, str]] = [(max(len(p) for p in o["gs1_prefixes"] if gtin_matches_prefix(gtin, p)),
+                                    str(o["org_id"])) for o in bundle["orgs"]
+                                   if any(gtin_matches_prefix(gtin, p) for p in o.get("gs1_prefixes") or ())]
+    if not best:
+        return set()
+    longest = max(n for n, _ in best)
+    return {org for n, org in best if n == longest}
+
+
+def _covers(allowed: Sequence[Any], values: Sequence[Any] | None) -> bool:
+    """An empty grant list means any; otherwise every recorded value must be allowed (unknown: not covered)."""
+    if not allowed:
+        return True
+    return bool(values) and all(v in allowed for v in values or ())
+
+
+def grant_scope_misses(grant: dict[str, Any], *, gtin: str, activity: str, workshop_country: str | None,
+                       product: dict[str, Any] | None, site: str | None = None,
+                       technician: str | None = None) -> list[str]:
+    """The scope dimensions of a bundle grant that do not cover this act (as :func:`ledger.domain.authz.scope_misses`).
+
+    Brand and category come from the bundle's ``products`` entry for the GTIN
+    (every brand and category recorded for it must be covered); a GTIN the
+    bundle does not list cannot be shown to be inside a brand or category scope.
+    """
+    misses = []
+    if activity not in (grant.get("activities") or ()):
+        misses.append("activity")
+    prefixes = grant.get("gtin_prefixes") or ()
+    if prefixes and not any(gtin_matches_prefix(gtin, p) for p in prefixes):
+        misses.append("gtin_prefix")
+    if not _covers(grant.get("brands") or (), (product or {}).get("brands")):
+        misses.append("brand")
+    if not _covers(grant.get("categories") or (), (product or {}).get("categories")):
+        misses.append("category")
+    countries = grant.get("countries") or ()
+    if countries and workshop_country not in countries:
+        misses.append("country")
+    if grant.get("sites") and site not in grant["sites"]:
+        misses.append("site")
+    if grant.get("technicians") and technician not in grant["technicians"]:
+        misses.append("technician")
+    return misses
+
+
+def offline_authorization(bundle: dict[str, Any], *, workshop: str, gtin: str, activity: str,
+                          now: str) -> Authorization:
+    """``workshop``'s right to ``activity`` on a part of ``gtin`` at ``now``, judged from the bundle alone.
+
+    The same rule and the same order of outcomes as the server
+    (:func:`ledger.domain.authz.judge`): ``authorized``; else ``revoked``,
+    ``suspended``, ``expired`` for a grant that would have covered it; else
+    ``out_of_scope`` naming the dimensions the closest grant misses; else
+    ``independent``. An org the bundle does not know is ``unknown_org``.
+    """
+    org = next((o for o in bundle["orgs"] if o.get("org_id") == workshop), None)
+    if org is None:
+        return Authorization(workshop, activity, False, None, "unknown_org",
+                             f"{workshop} is not a registered org (as of trust bundle v{bundle.get('version')})")
+    product = _product(bundle, gtin)
+    owners = _brand_owners(bundle, gtin, product)
+    owner_text = " or ".join(sorted(owners)) or "the brand owner"
+    grants = [g for g in bundle["grants"] if g.get("kind", "workshop") == "workshop"
+              and g.get("grantee") == workshop and g.get("grantor") in owners]
+    if not grants:
+        return Authorization(workshop, activity, False, None, "independent",
+                             f"{workshop} holds no grant from {owner_text}: recorded as an independent workshop "
+                             "(right to repair)")
+    best_miss: tuple[dict[str, Any], list[str]] | None = None
+    refusals: dict[str, dict[str, Any]] = {}
+    for grant in grants:
+        misses = grant_scope_misses(grant, gtin=gtin, activity=activity, workshop_country=org.get("country"),
+                                    product=product)
+        if misses:
+            if best_miss is None or len(misses) < len(best_miss[1]):
+                best_miss = (grant, misses)
+            continue
+        status = str(grant.get("status") or "active")
+        if status != "active":
+            refusals.setdefault(status, grant)
+            continue
+        valid_from, valid_until = grant.get("valid_from"), grant.get("valid_until")
+        if (valid_from is not None and not valid_from <= now) or (valid_until is not None and now >= valid_until):
+            refusals.setdefault("expired", grant)
+            continue
+        return Authorization(workshop, activity, True, str(grant["grant_id"]), "authorized",
+                             f"authorized by grant {grant['grant_id']} from {grant['grantor']}")
+    for status in ("revoked", "suspended", "expired"):
+        if status in refusals:
+            grant = refusals[status]
+            detail = f"is not valid at {now}" if status == "expired" else f"is {status}"
+            return Authorization(workshop, activity, False, str(grant["grant_id"]), status,
+                                 f"grant {grant['grant_id']} from {grant['grantor']} {detail}")
+    assert best_miss is not None
+    grant, misses = best_miss
+    return Authorization(workshop, activity, False, str(grant["grant_id"]), "out_of_scope",
+                         f"no grant of {workshop} from {owner_text} covers {activity} on this part (closest, "
+                         f"{grant['grant_id']}, does not cover: {', '.join(misses)})")
+
+
 def offline_verdict(uri: str, envelope: dict[str, Any], log_verifier_key: str, *, now: datetime,
                     workshop: str | None = None, activity: str = "install") -> OfflineResult:
     """Judge a scanned QR URI from a trust bundle alone: signature, recall, authorization, staleness.
@@ -246,13 +370,8 @@ def offline_verdict(uri: str, envelope: dict[str, Any], log_verifier_key: str, *
     judgement = judge(facts, sig=sig, label_lot=link.lot, online=False, extra=extra)
     authorization = None
     if workshop is not None:
-        # Only the brand owner's grants count (the holder of the GTIN's company prefix), as in the domain.
-        owners = {o["org_id"] for o in bundle["orgs"] if any(gtin_matches_prefix(link.gtin, p)
-                                                               for p in o["gs1_prefixes"])}
-        workshop_grants = (grant_facts(g) for g in bundle["grants"]
-                           if g.get("kind", "workshop") != "commission" and g["grantor"] in owners)
-        authorization = authorize(workshop_grants, workshop=workshop, gtin=link.gtin, activity=activity,
-                                  now=_rfc3339(now))
+        authorization = offline_authorization(bundle, workshop=workshop, gtin=link.gtin, activity=activity,
+                                              now=_rfc3339(now))
     return OfflineResult(link=link, judgement=judgement, signed_by=signer_org, authorization=authorization,
                          bundle_version=verified.version, bundle_age_seconds=verified.age_seconds,
                          bundle_expired=verified.expired)
@@ -265,6 +384,8 @@ __all__ = [
     "VerifiedBundle",
     "build_bundle",
     "grant_facts",
+    "grant_scope_misses",
+    "offline_authorization",
     "offline_verdict",
     "sign_bundle",
     "verify_bundle",

@@ -40,7 +40,12 @@ def _bundle(signer: Signer, *, now: datetime = NOW, version: int = 40, **changes
              "keys": [_key(OEM), _key(OLD_KEY, revoked_seq=30, compromised_at="2026-10-01T00:00:00Z")]},
             {"org_id": "cell-supplier", "kind": "supplier", "name": "Cells", "gs1_prefixes": [],
              "keys": [_key(SUPPLIER)]},
-            {"org_id": "riyadh-ws", "kind": "workshop", "name": "Riyadh", "gs1_prefixes": [], "keys": []},
+            {"org_id": "riyadh-ws", "kind": "workshop", "name": "Riyadh", "country": "SA", "gs1_prefixes": [],
+             "keys": []},
+            {"org_id": "oslo-ws", "kind": "workshop", "name": "Oslo", "country": "NO", "gs1_prefixes": [],
+             "keys": []},
+            {"org_id": "mexico-indep", "kind": "workshop", "name": "Mexico", "country": "MX", "gs1_prefixes": [],
+             "keys": []},
         ],
         "grants": [
             {"grant_id": "g-commission", "kind": "commission", "grantor": "shenzhen-ev", "grantee": "cell-supplier",
@@ -134,6 +139,97 @@ def test_workshop_authorization_offline(log_signer: Signer) -> None:
     assert scope.authorization is not None and scope.authorization.status == "out_of_scope"
     independent = offline_verdict(_uri("W1"), envelope, vkey, now=NOW, workshop="mexico-indep")
     assert independent.authorization is not None and independent.authorization.status == "independent"
+    stranger = offline_verdict(_uri("W1"), envelope, vkey, now=NOW, workshop="not-registered")
+    assert stranger.authorization is not None and stranger.authorization.status == "unknown_org"
+
+
+SCOPED_WS = "bergen-ws"  # a Norwegian workshop
+PRODUCTS = [{"gtin": GTIN, "brands": ["Dragon"], "categories": ["brakes"], "brand_owners": ["shenzhen-ev"]},
+            {"gtin": GTIN_B, "brands": ["Dragon", "Lotus"], "categories": ["adas", "brakes"],
+             "brand_owners": ["shenzhen-ev"]}]
+
+
+def _scoped(log_signer: Signer, *, gtin: str = GTIN, activity: str = "install", products: Any = None,
+            grantor: str = "shenzhen-ev", now: str = "2026-11-28T12:00:00Z", **scope: Any) -> tuple[str, str]:
+    """(status, message) of ``bergen-ws`` doing ``activity`` on ``gtin`` under one grant with ``scope``."""
+    grant = {"grant_id": "g-bergen", "kind": "workshop", "grantor": grantor, "grantee": SCOPED_WS,
+             "activities": ["install"], "valid_from": "2026-01-01T00:00:00Z", "valid_until": None,
+             "status": "active", **scope}
+    orgs = [{"org_id": "shenzhen-ev", "kind": "oem", "name": "Shenzhen EV", "gs1_prefixes": ["6901234"],
+             "country": "CN", "keys": [_key(OEM)]},
+            {"org_id": "other-oem", "kind": "oem", "name": "Other", "gs1_prefixes": ["4006381"], "country": "DE",
+             "keys": []},
+            {"org_id": SCOPED_WS, "kind": "workshop", "name": "Bergen", "country": "NO", "gs1_prefixes": [],
+             "keys": []}]
+    envelope = _bundle(log_signer, orgs=orgs, grants=[grant], recalls=[],
+                       products=PRODUCTS if products is None else products)
+    result = offline_verdict(_uri("SCOPE1", gtin=gtin), envelope, log_signer.verifier_key(),
+                             now=datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+                             workshop=SCOPED_WS, activity=activity)
+    assert result.authorization is not None
+    return result.authorization.status, result.authorization.message
+
+
+@pytest.mark.parametrize(("case", "kwargs", "status", "missing"), [
+    ("activity", {"activities": ["install", "repair"]}, "authorized", None),
+    ("activity", {"activity": "warranty_claim"}, "out_of_scope", "activity"),
+    ("gtin prefix", {"gtin_prefixes": ["6901234"]}, "authorized", None),
+    ("gtin prefix", {"gtin_prefixes": ["69012349"]}, "out_of_scope", "gtin_prefix"),
+    ("brand", {"brands": ["Dragon"]}, "authorized", None),
+    ("brand", {"brands": ["Lotus"]}, "out_of_scope", "brand"),
+    ("brand", {"brands": ["Dragon"], "gtin": GTIN_B}, "out_of_scope", "brand"),  # a GTIN also sold as Lotus
+    ("brand", {"brands": ["Dragon", "Lotus"], "gtin": GTIN_B}, "authorized", None),
+    ("brand", {"brands": ["Dragon"], "products": []}, "out_of_scope", "brand"),  # GTIN not in the bundle
+    ("category", {"categories": ["brakes"]}, "authorized", None),
+    ("category", {"categories": ["hv_battery"]}, "out_of_scope", "category"),
+    ("category", {"categories": ["brakes"], "gtin": GTIN_B}, "out_of_scope", "category"),
+    ("category", {"categories": ["brakes"], "products": []}, "out_of_scope", "category"),
+    ("country", {"countries": ["NO", "SE"]}, "authorized", None),
+    ("country", {"countries": ["SA"]}, "out_of_scope", "country"),
+    ("site", {"sites": ["7080000000018"]}, "out_of_scope", "site"),  # a scan names no site, as on the server
+    ("technician", {"technicians": ["T-1"]}, "out_of_scope", "technician"),
+    ("validity", {"valid_until": "2026-11-28T12:00:00Z"}, "expired", None),  # until is exclusive
+    ("validity", {"valid_from": "2026-11-28T12:00:01Z"}, "expired", None),
+    ("validity", {"valid_until": "2026-11-28T12:00:01Z"}, "authorized", None),
+    ("status", {"status": "suspended"}, "suspended", None),
+    ("status", {"status": "revoked"}, "revoked", None),
+    ("grantor", {"grantor": "other-oem"}, "independent", None),  # only the brand owner's grants count
+    ("grantor", {"grantor": "other-oem", "products": [{**PRODUCTS[0], "brand_owners": ["other-oem"]}]},
+     "authorized", None),  # the brand owner recorded at commissioning wins over the prefix holder
+])
+def test_offline_authorization_judges_every_scope_dimension(log_signer: Signer, case: str, kwargs: dict[str, Any],
+                                                            status: str, missing: str | None) -> None:
+    got, message = _scoped(log_signer, **kwargs)
+    assert got == status, (case, message)
+    if missing is not None:
+        assert message.endswith(f"does not cover: {missing})"), message
+
+
+def test_refusals_rank_as_on_the_server(log_signer: Signer) -> None:
+    """A revoked in-scope grant outranks a suspended one, which outranks an expired one and any out-of-scope one."""
+    orgs = [{"org_id": "shenzhen-ev", "kind": "oem", "name": "S", "gs1_prefixes": ["6901234"], "country": "CN",
+             "keys": [_key(OEM)]},
+            {"org_id": SCOPED_WS, "kind": "workshop", "name": "B", "country": "NO", "gs1_prefixes": [], "keys": []}]
+
+    def grant(grant_id: str, **extra: Any) -> dict[str, Any]:
+        return {"grant_id": grant_id, "kind": "workshop", "grantor": "shenzhen-ev", "grantee": SCOPED_WS,
+                "activities": ["install"], "valid_from": "2026-01-01T00:00:00Z", "status": "active", **extra}
+
+    def status(*grants: dict[str, Any]) -> str:
+        envelope = _bundle(log_signer, orgs=orgs, grants=list(grants), recalls=[], products=PRODUCTS)
+        result = offline_verdict(_uri("RANK1"), envelope, log_signer.verifier_key(), now=NOW, workshop=SCOPED_WS)
+        assert result.authorization is not None
+        return result.authorization.status
+
+    out = grant("g-out", categories=["adas"])
+    expired = grant("g-exp", valid_until="2026-02-01T00:00:00Z")
+    suspended = grant("g-sus", status="suspended")
+    revoked = grant("g-rev", status="revoked")
+    assert status(out) == "out_of_scope"
+    assert status(out, expired) == "expired"
+    assert status(out, expired, suspended) == "suspended"
+    assert status(out, expired, suspended, revoked) == "revoked"
+    assert status(out, expired, suspended, revoked, grant("g-ok")) == "authorized"
 
 
 def test_expired_bundle_says_so(log_signer: Signer) -> None:
