@@ -101,6 +101,13 @@ def alerts_for(ledger: Ledger, org_id: str, *, offset: int, limit: int) -> list[
         return [flag_json(f) for f in DomainRepo(session).open_flags(org_id=org_id, offset=offset, limit=limit)]
 
 
+def bundle_grants(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every grant in trust-bundle form (all statuses), with ``technicians``, so scope is judged offline in full."""
+    with ledger.db.read() as session:
+        return [{**grant_json(g), "technicians": list(g.technicians)}
+                for g in DomainRepo(session).list_grants(limit=1_000_000)]
+
+
 def bundle_products(ledger: Ledger) -> list[dict[str, Any]]:
     """Per commissioned GTIN, the brands, categories and brand owners recorded for its parts (trust bundle form).
 
@@ -120,5 +127,5 @@ def bundle_products(ledger: Ledger) -> list[dict[str, Any]]:
     return [{"gtin": gtin, **{k: sorted(v) for k, v in entry.items()}} for gtin, entry in sorted(products.items())]
 
 
-__all__ = ["alerts_for", "bundle_products", "flag_json", "list_claims", "list_grants", "list_parts", "part_detail",
-           "part_json", "recall_affected"]
+__all__ = ["alerts_for", "bundle_grants", "bundle_products", "flag_json", "list_claims", "list_grants", "list_parts",
+           "part_detail", "part_json", "recall_affected"]

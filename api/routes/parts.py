@@ -57,7 +57,7 @@ async def get_trust_bundle(request: Request,
     now = datetime.now(UTC).replace(microsecond=0)
     envelope = await run_in_threadpool(
         directory.trust_bundle, ledger, now=now, ttl=timedelta(hours=ttl_hours),
-        grants=lambda: resolve.bundle_grants(ledger), recalls=lambda: resolve.bundle_recalls(ledger),
+        grants=lambda: part_reads.bundle_grants(ledger), recalls=lambda: resolve.bundle_recalls(ledger),
         products=lambda: part_reads.bundle_products(ledger))
     return JSONResponse(envelope, headers={"Cache-Control": "public, max-age=300"})
 

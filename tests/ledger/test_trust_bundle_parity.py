@@ -30,7 +30,8 @@ def test_offline_and_server_authorization_agree(world: World) -> None:
     site = make_gln("7080000", 1)
     shops = {name: world.register(name, "workshop", country=country, glns=[site] if name == "oslo" else [])
              for name, country in (("oslo", "NO"), ("riyadh", "SA"), ("lyon", "FR"), ("indie", "NO"),
-                                   ("paused", "NO"), ("gone", "NO"), ("later", "NO"), ("dragon-only", "NO"))}
+                                   ("paused", "NO"), ("gone", "NO"), ("later", "NO"), ("dragon-only", "NO"),
+                                   ("crew", "NO"))}
     since = "2020-01-01T00:00:00Z"
     grants: dict[str, dict[str, Any]] = {
         "oslo": {"activities": ["install", "repair"], "countries": ["NO"]},
@@ -41,6 +42,7 @@ def test_offline_and_server_authorization_agree(world: World) -> None:
         "gone": {"activities": ["install"]},
         "later": {"activities": ["install"], "valid_from": "2099-01-01T00:00:00Z"},
         "dragon-only": {"activities": ["install", "repair"], "brands": ["Dragon"]},
+        "crew": {"activities": ["install"], "technicians": ["T-07"]},
     }
     for name, scope in grants.items():
         world.append(oem, "grant.issue", {"grant_id": f"g-{name}", "kind": "workshop", "grantee": name,
@@ -60,7 +62,7 @@ def test_offline_and_server_authorization_agree(world: World) -> None:
                                               "brand": brand})
     ledger = world.ledger
     now = datetime.now(UTC).replace(microsecond=0)
-    envelope = directory.trust_bundle(ledger, now=now, grants=lambda: resolve.bundle_grants(ledger),
+    envelope = directory.trust_bundle(ledger, now=now, grants=lambda: part_reads.bundle_grants(ledger),
                                       recalls=lambda: resolve.bundle_recalls(ledger),
                                       products=lambda: part_reads.bundle_products(ledger))
     assert {p["gtin"]: p["categories"] for p in envelope["bundle"]["products"]} == {
