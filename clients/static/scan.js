@@ -128,6 +128,7 @@
     s.bundle = envelope;
     save(s);
     showBundle();
+    showWorkshops();
   }
   async function verifyBundle(envelope, key) {
     const message = enc.encode("partsledger/v1/trust-bundle\n" + canonical(envelope.bundle));
@@ -140,7 +141,107 @@
     $("bundle").textContent = b ? `Trust bundle v${b.bundle.version}, issued ${b.bundle.issued_at}, expires ` +
       b.bundle.expires_at : "No trust bundle cached yet.";
   }
-  const matchesPrefix = (gtin, p) => gtin.slice(1).startsWith(p) || gtin.startsWith(p);
+  // A GTIN-14 is an indicator digit and then the GTIN-13 that begins with the company prefix (ledger.gs1).
+  const matchesPrefix = (gtin, p) => gtin.slice(1).startsWith(p);
+
+  // ---------------------------------------------------------------- offline workshop authorization
+  // The server's rule (ledger/domain/authz.py, ledger/trust_bundle.py offline_authorization) over the bundle:
+  // only the brand owner's grants to this workshop count; each is judged on activity, GTIN prefix, brand and
+  // category (every one recorded for the GTIN must be covered), the workshop's country, site and technician
+  // (a scan names neither), then status and validity; authorized wins, else revoked > suspended > expired >
+  // out_of_scope (closest grant) > independent.
+  const rfc3339 = (d) => d.toISOString().slice(0, 19) + "Z";
+  const covers = (allowed, values) => !(allowed || []).length ||
+    (Array.isArray(values) && values.length > 0 && values.every((v) => allowed.includes(v)));
+  function brandOwners(bundle, gtin, product) {
+    if (product && (product.brand_owners || []).length) return new Set(product.brand_owners);
+    let best = 0, owners = new Set();
+    for (const o of bundle.orgs) {
+      const lengths = (o.gs1_prefixes || []).filter((p) => matchesPrefix(gtin, p)).map((p) => p.length);
+      if (!lengths.length) continue;
+      const n = Math.max(...lengths);
+      if (n > best) { best = n; owners = new Set([o.org_id]); } else if (n === best) owners.add(o.org_id);
+    }
+    return owners;
+  }
+  function scopeMisses(g, gtin, activity, country, product) {
+    const misses = [];
+    if (!(g.activities || []).includes(activity)) misses.push("activity");
+    if ((g.gtin_prefixes || []).length && !g.gtin_prefixes.some((p) => matchesPrefix(gtin, p))) misses.push("gtin_prefix");
+    if (!covers(g.brands, product && product.brands)) misses.push("brand");
+    if (!covers(g.categories, product && product.categories)) misses.push("category");
+    if ((g.countries || []).length && !g.countries.includes(country)) misses.push("country");
+    if ((g.sites || []).length) misses.push("site");
+    if ((g.technicians || []).length) misses.push("technician");
+    return misses;
+  }
+  function offlineAuthorization(bundle, workshop, gtin, activity, now) {
+    const answer = (authorized, grantId, status, message) =>
+      ({ workshop, activity, authorized, grant_id: grantId, status, message });
+    const org = bundle.orgs.find((o) => o.org_id === workshop);
+    if (!org) return answer(false, null, "unknown_org", `${workshop} is not a registered org (as of trust bundle ` +
+      `v${bundle.version})`);
+    const product = (bundle.products || []).find((p) => p.gtin === gtin) || null;
+    const owners = brandOwners(bundle, gtin, product);
+    const ownerText = [...owners].sort().join(" or ") || "the brand owner";
+    const grants = bundle.grants.filter((g) => (g.kind || "workshop") === "workshop" && g.grantee === workshop &&
+      owners.has(g.grantor));
+    if (!grants.length) return answer(false, null, "independent", `${workshop} holds no grant from ${ownerText}: ` +
+      "recorded as an independent workshop (right to repair)");
+    let bestMiss = null;
+    const refusals = {};
+    for (const g of grants) {
+      const misses = scopeMisses(g, gtin, activity, org.country, product);
+      if (misses.length) {
+        if (!bestMiss || misses.length < bestMiss[1].length) bestMiss = [g, misses];
+        continue;
+      }
+      const status = g.status || "active";
+      if (status !== "active") { if (!refusals[status]) refusals[status] = g; continue; }
+      if ((g.valid_from && !(g.valid_from <= now)) || (g.valid_until && now >= g.valid_until)) {
+        if (!refusals.expired) refusals.expired = g;
+        continue;
+      }
+      return answer(true, g.grant_id, "authorized", `authorized by grant ${g.grant_id} from ${g.grantor}`);
+    }
+    for (const status of ["revoked", "suspended", "expired"]) {
+      const g = refusals[status];
+      if (g) return answer(false, g.grant_id, status, `grant ${g.grant_id} from ${g.grantor} ` +
+        (status === "expired" ? `is not valid at ${now}` : `is ${status}`));
+    }
+    const [g, misses] = bestMiss;
+    return answer(false, g.grant_id, "out_of_scope", `no grant of ${workshop} from ${ownerText} covers ${activity} ` +
+      `on this part (closest, ${g.grant_id}, does not cover: ${misses.join(", ")})`);
+  }
+
+  // ---------------------------------------------------------------- who is scanning (the workshop)
+  const selectedWorkshop = () => state().workshop || "";
+  function showWorkshops() {
+    const select = $("workshop");
+    const b = state().bundle;
+    const shops = b ? b.bundle.orgs.filter((o) => o.kind === "workshop")
+      .sort((x, y) => (x.name || x.org_id).localeCompare(y.name || y.org_id)) : [];
+    const chosen = selectedWorkshop();
+    const none = document.createElement("option");
+    none.value = ""; none.textContent = "\u2014 not a workshop \u2014";
+    select.replaceChildren(none, ...shops.map((o) => {
+      const opt = document.createElement("option");
+      opt.value = o.org_id; opt.textContent = `${o.name || o.org_id} (${o.org_id})`;
+      return opt;
+    }));
+    if (chosen && !shops.some((o) => o.org_id === chosen)) {  // keep a choice the bundle no longer lists
+      const opt = document.createElement("option");
+      opt.value = chosen; opt.textContent = chosen;
+      select.append(opt);
+    }
+    select.value = chosen;
+  }
+  function selectWorkshop(orgId) {
+    const s = state();
+    s.workshop = orgId || "";
+    save(s);
+    showWorkshops();
+  }
   async function offlineVerdict(link) {
     const s = state();
     if (!s.bundle) return { verdict: "unknown", reasons: [{ severity: "critical", code: "no_bundle",
@@ -176,13 +277,18 @@
     for (const r of bundle.recalls) {
       const hit = r.gtin === link.gtin && ((!(r.lots || []).length && !(r.serial_ranges || []).length &&
         !(r.serials || []).length) || (link.lot && (r.lots || []).includes(link.lot)) ||
-        (r.serials || []).includes(link.serial) || (r.serial_ranges || []).some((x) => x[0] <= link.serial && link.serial <= x[1]));
+        (r.serials || []).includes(link.serial) || (r.serial_ranges || []).some((x) => x[0].length === link.serial.length &&
+          x[0] <= link.serial && link.serial <= x[1]));
       if (hit) { verdicts.push("recalled"); reasons.push({ severity: "critical", code: "recalled",
         message: `Recall campaign ${r.campaign_id}${r.reason ? ": " + r.reason : ""}.` }); }
     }
     const order = ["suspect", "retired", "recalled", "unknown", "genuine"];
     const verdict = order.find((v) => verdicts.includes(v)) || "genuine";
-    return { verdict, reasons, part: { gtin: link.gtin, serial: link.serial, lot: link.lot, signed_by: signer },
+    const workshop = selectedWorkshop();
+    const authorization = workshop ? offlineAuthorization(bundle, workshop, link.gtin, "install", rfc3339(new Date()))
+      : null;
+    return { verdict, reasons, authorization,
+             part: { gtin: link.gtin, serial: link.serial, lot: link.lot, signed_by: signer },
              offline: true, bundle: { version: bundle.version, issued_at: bundle.issued_at } };
   }
 
@@ -216,6 +322,12 @@
       li.textContent = r.message || r.code;
       return li;
     }));
+    const authz = $("authorization");
+    authz.hidden = !data.authorization;
+    authz.dataset.status = data.authorization ? data.authorization.status : "";
+    authz.textContent = data.authorization ? `${data.authorization.workshop}: ` +
+      (data.authorization.authorized ? "authorized" : "not authorized") +
+      ` (${data.authorization.status}) \u2014 ${data.authorization.message}` : "";
     const history = data.history || data.story || (data.part && data.part.history) || [];
     $("story").replaceChildren(...history.map((h) => {
       const li = document.createElement("li");
@@ -237,7 +349,10 @@
     let data = null, proofText = "";
     if (navigator.onLine) {
       try {
-        const res = await fetch(link.path, { headers: { Accept: "application/json" } });
+        const workshop = selectedWorkshop();
+        const path = workshop ? link.path + (link.path.includes("?") ? "&" : "?") + "workshop=" +
+          encodeURIComponent(workshop) : link.path;
+        const res = await fetch(path, { headers: { Accept: "application/json" } });
         data = await res.json();
         if (!res.ok) data = { verdict: "unknown", reasons: [{ severity: "critical", code: data.code,
           message: data.detail || "the server refused the request" }] };
@@ -312,9 +427,11 @@
   $("manual").addEventListener("submit", (e) => { e.preventDefault(); lastText = $("uri").value; check($("uri").value); });
   window.addEventListener("online", network);
   window.addEventListener("offline", network);
+  $("workshop").addEventListener("change", (e) => selectWorkshop(e.target.value));
   network();
   showBundle();
+  showWorkshops();
   if (navigator.onLine) refreshBundle().catch(() => {});
-  window.partsledgerScanner = { check, checkProof, refreshBundle, start, stop };
+  window.partsledgerScanner = { check, checkProof, refreshBundle, selectWorkshop, start, stop };
   if (new URLSearchParams(location.search).get("autostart") === "1") start();
 })();

@@ -98,3 +98,72 @@ def test_phone_scans_a_label_and_sees_the_verdict(running: RunningServer, tmp_pa
         assert "Recall campaign rc-b" in reasons and "Label signed by acme-oem" in reasons
     finally:
         browser.close()
+
+
+def test_offline_scan_judges_the_selected_workshops_authorization(running: RunningServer, tmp_path: Path) -> None:
+    """With the network cut, the page judges the chosen workshop's grant from the cached bundle, as the server does.
+
+    Oslo holds a brakes grant for Norway (authorized); Riyadh holds one for HV batteries only (out of scope:
+    category); Lyon's grant was revoked. The same choice online gets the server's answer, which must agree.
+    """
+    operator = read_key_file(running.operator_key)
+    oem = KeyPair.generate()
+    shops = {name: KeyPair.generate() for name in ("oslo-ws", "riyadh-ws", "lyon-ws")}
+    with PartsLedger(running.url) as client:
+        client.submit(operator, org="partsledger-operator", type="org.register", body={
+            "org_id": "acme-oem", "kind": "oem", "name": "Acme Motors", "public_keys": [b64encode(oem.public_key)],
+            "gs1_prefixes": ["950600"]})
+        for (name, key), country in zip(shops.items(), ("NO", "SA", "FR"), strict=True):
+            client.submit(operator, org="partsledger-operator", type="org.register", body={
+                "org_id": name, "kind": "workshop", "name": name.split("-")[0].title() + " Garage",
+                "country": country, "public_keys": [b64encode(key.public_key)]})
+        for grantee, scope in (("oslo-ws", {"categories": ["brakes"], "countries": ["NO"]}),
+                               ("riyadh-ws", {"categories": ["hv_battery"]}), ("lyon-ws", {})):
+            client.submit(oem, org="acme-oem", type="grant.issue", body={
+                "grant_id": f"g-{grantee}", "kind": "workshop", "grantee": grantee, "activities": ["install"],
+                "valid_from": "2020-01-01T00:00:00Z", **scope})
+        client.submit(oem, org="acme-oem", type="grant.revoke", body={"grant_id": "g-lyon-ws"})
+        client.submit(oem, org="acme-oem", type="part.commission",
+                      body={"gtin": GTIN, "serial": "QRBRAKES00000001", "lot": "A", "category": "brakes"})
+    uri = build_uri(running.url, GTIN, "QRBRAKES00000001", lot="A", sig=sign_part_id(oem, GTIN, "QRBRAKES00000001"))
+    browser = Chromium(user_data_dir=tmp_path / "profile")
+    read = ("(() => { const a = document.getElementById('authorization');"
+            " return a.hidden ? null : a.dataset.status + '|' + a.textContent; })()")
+
+    def scan(workshop: str, offline: bool) -> str | None:
+        browser.evaluate(page, f"window.partsledgerScanner.selectWorkshop({workshop!r})")
+        browser.evaluate(page, "document.getElementById('verdict').textContent = ''")
+        browser.evaluate(page, f"window.partsledgerScanner.check({uri!r})")
+        done = "document.getElementById('verdict').textContent"
+        verdict = browser.wait_for(page, f"{done} !== '' && {done}")
+        assert verdict == ("genuine (offline)" if offline else "genuine")
+        result: str | None = browser.evaluate(page, read)
+        return result
+
+    try:
+        page = browser.open_page(f"{running.url}/scan")
+        browser.wait_for(page, "document.getElementById('bundle').textContent.startsWith('Trust bundle v')")
+        options = browser.evaluate(page, "[...document.querySelectorAll('#workshop option')].map(o => o.value)")
+        assert options == ["", "lyon-ws", "oslo-ws", "riyadh-ws"]
+        online = {shop: scan(shop, offline=False) for shop in ("oslo-ws", "riyadh-ws", "lyon-ws")}
+        browser.send("Network.enable", session=page)
+        browser.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1,
+                                                          "uploadThroughput": -1}, session=page)
+        browser.wait_for(page, "!navigator.onLine")
+        oslo = scan("oslo-ws", offline=True)
+        browser.screenshot(page, ARTIFACTS / "scanner-offline-authorized.png")
+        riyadh = scan("riyadh-ws", offline=True)
+        browser.screenshot(page, ARTIFACTS / "scanner-offline-not-authorized.png")
+        lyon = scan("lyon-ws", offline=True)
+        nobody = scan("", offline=True)
+    finally:
+        browser.close()
+    assert oslo is not None and oslo.startswith("authorized|oslo-ws: authorized (authorized)")
+    assert "grant g-oslo-ws from acme-oem" in oslo
+    assert riyadh is not None and riyadh.startswith("out_of_scope|riyadh-ws: not authorized (out_of_scope)")
+    assert riyadh.endswith("does not cover: category)")
+    assert lyon is not None and lyon.startswith("revoked|lyon-ws: not authorized (revoked)")
+    assert nobody is None  # no workshop chosen: no authorization shown
+    # the page offline says what the server says online
+    assert {shop: (v or "").split("|")[0] for shop, v in online.items()} == {
+        "oslo-ws": "authorized", "riyadh-ws": "out_of_scope", "lyon-ws": "revoked"}
