@@ -9,10 +9,14 @@ and exports grants and recalls in the bundle form of :mod:`ledger.trust_bundle`.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import BindParameter, Table, bindparam, select
+from sqlmodel import Session
 
 from ledger import directory, merkle
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
@@ -24,8 +28,9 @@ from ledger.keys import b64decode, b64encode
 from ledger.log import Ledger
 from ledger.storage import proof_reads
 from ledger.storage.domain_repo import DomainRepo
+from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.grant_tables import Grant
-from ledger.storage.parts_tables import PartEvent, Recall
+from ledger.storage.parts_tables import Correction, Installation, Part, PartEvent, Recall
 from ledger.storage.state import StateStore
 from ledger.storage.warranty_tables import Claim
 from ledger.verdict import (
@@ -68,38 +73,98 @@ def claim_json(claim: Claim) -> dict[str, Any]:
 def part_view(ledger: Ledger, gtin: str, serial: str) -> PartView | None:
     """The part's facts from the domain projections (one read transaction), or ``None`` if never commissioned."""
     with ledger.db.read() as session:
-        return _part_view(DomainRepo(session), gtin, serial)
+        return _part_view(session, gtin, serial)
 
 
-def _part_view(repo: DomainRepo, gtin: str, serial: str) -> PartView | None:
-    part = repo.get_part(gtin, serial)
+def _table(model: type) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+# The scan's reads, built once (SQLAlchemy reuses their compiled form) and run as Core statements: a
+# scan reads a handful of small rows, for which building expressions and loading ORM objects would cost
+# more than the database does. Same filters and order as the DomainRepo queries they stand for.
+_PARTS, _EVENTS, _FLAGS = _table(Part), _table(PartEvent), _table(LedgerFlag)
+_INSTALLS, _RECALLS, _CLAIMS = _table(Installation), _table(Recall), _table(Claim)
+_KEYS, _ORGS, _CORRECTIONS = _table(OrgKey), _table(Org), _table(Correction)
+_G: BindParameter[str] = bindparam("gtin")
+_S: BindParameter[str] = bindparam("serial")
+_Q_PART = select(_PARTS.c.state, _PARTS.c.commissioned_by, _PARTS.c.commissioned_kid, _PARTS.c.lot,
+                 _PARTS.c.last_seq, _PARTS.c.commissioned_seq, _PARTS.c.brand_owner, _PARTS.c.custodian
+                 ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
+_Q_EVENTS = select(_EVENTS).where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).order_by(_EVENTS.c.seq)
+_Q_OPEN_FLAGS = (select(_FLAGS.c.kind, _FLAGS.c.message, _FLAGS.c.seq)
+                 .where(_FLAGS.c.entry_id.not_in(select(_CORRECTIONS.c.corrects)),
+                        _FLAGS.c.subject == bindparam("subject"))
+                 .order_by(_FLAGS.c.seq, _FLAGS.c.kind, _FLAGS.c.subject).limit(1000))
+_Q_ANY_OPEN_RECALL = (select(_RECALLS.c.campaign_id)
+                      .where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1))
+_Q_CLAIMS = (select(_CLAIMS).where(_CLAIMS.c.gtin == _G, _CLAIMS.c.serial == _S)
+             .order_by(_CLAIMS.c.filed_seq).limit(1000))
+_Q_OPEN_INSTALLS = (select(_INSTALLS)
+                    .where(_INSTALLS.c.gtin == _G, _INSTALLS.c.serial == _S, _INSTALLS.c.removed_seq.is_(None))
+                    .order_by(_INSTALLS.c.seq))
+_Q_KEYS = (select(_KEYS.c.kid, _KEYS.c.public_key, _KEYS.c.compromised_at)
+           .where(_KEYS.c.org_id == bindparam("org")).order_by(_KEYS.c.added_seq))
+_Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
+
+
+def _open_recalls(reader: proof_reads.RawReader, session: Session, gtin: str, serial: str) -> list[Recall]:
+    """Open recalls covering the part (the domain's ``covers`` rule, on ORM rows; only when one is open)."""
+    if reader.first(_Q_ANY_OPEN_RECALL, {"gtin": gtin}) is None:
+        return []
+    part = session.get(Part, (gtin, serial))
+    if part is None:
+        return []
+    return [r for r in DomainRepo(session).recalls(gtin=gtin, open_only=True) if covers(r, part)]
+
+
+def _event_json(row: dict[str, Any]) -> dict[str, Any]:
+    """:func:`history_json` of a raw ``part_events`` row."""
+    return {"seq": row["seq"], "type": row["type"], "org": row["org_id"], "logged": row["logged"],
+            "state_after": row["state_after"], "authorization": row["authorization"], "grant_id": row["grant_id"]}
+
+
+def _claim_json(row: dict[str, Any]) -> dict[str, Any]:
+    """:func:`claim_json` of a raw ``claims`` row."""
+    return {"claim_id": row["claim_id"], "status": row["status"], "workshop": row["workshop"],
+            "failure_code": row["failure_code"], "filed_seq": row["filed_seq"],
+            "held_reasons": list(proof_reads.json_value(row["held_reasons"])),
+            "reason_codes": list(proof_reads.json_value(row["reason_codes"]))}
+
+
+def _part_view(session: Session, gtin: str, serial: str,
+               reader: proof_reads.RawReader | None = None) -> PartView | None:
+    reader = reader or proof_reads.RawReader(session)
+    ids = {"gtin": gtin, "serial": serial}
+    part = reader.first(_Q_PART, ids)
     if part is None:
         return None
-    events = repo.part_events(gtin, serial)
-    flags = repo.open_flags(subject=subject(gtin, serial))
-    recalls = [r for r in repo.recalls(gtin=gtin, open_only=True) if covers(r, part)]
-    claims = repo.list_claims(gtin=gtin, serial=serial)
-    installs = repo.open_installations(gtin, serial)
-    keys = StateStore(repo.session).keys_of(part.commissioned_by)
-    commission_key = next((k for k in keys if k.kid == part.commissioned_kid), None)
-    commissioned_at = events[0].logged if events else None
-    compromised = bool(commission_key is not None and commission_key.compromised_at is not None
-                       and commissioned_at is not None and commission_key.compromised_at <= commissioned_at)
+    events = reader.rows(_Q_EVENTS, ids)
+    flags = reader.rows(_Q_OPEN_FLAGS, {"subject": subject(gtin, serial)})
+    recalls = _open_recalls(reader, session, gtin, serial)
+    claims = reader.rows(_Q_CLAIMS, ids)
+    installs = reader.rows(_Q_OPEN_INSTALLS, ids)
+    keys = reader.rows(_Q_KEYS, {"org": part["commissioned_by"]})
+    commission_key = next((k for k in keys if k["kid"] == part["commissioned_kid"]), None)
+    commissioned_at = events[0]["logged"] if events else None
+    compromised_at = commission_key["compromised_at"] if commission_key is not None else None
+    compromised = bool(compromised_at is not None and commissioned_at is not None and compromised_at <= commissioned_at)
     installation = None
     if installs:
         inst = installs[-1]
-        installation = {"vehicle": inst.vehicle, "workshop": inst.workshop, "site": inst.site, "seq": inst.seq,
-                        "logged": inst.logged, "authorization": inst.authorization, "grant_id": inst.grant_id}
+        installation = {k: inst[k] for k in ("vehicle", "workshop", "site", "seq", "logged", "authorization",
+                                             "grant_id")}
     facts = PartFacts(
-        gtin=gtin, serial=serial, state=part.state, commissioned_by=part.commissioned_by, lot=part.lot,
-        open_flags=tuple(FlagFact(kind=f.kind, message=f.message, seq=f.seq) for f in flags),
+        gtin=gtin, serial=serial, state=part["state"], commissioned_by=part["commissioned_by"], lot=part["lot"],
+        open_flags=tuple(FlagFact(kind=f["kind"], message=f["message"], seq=f["seq"]) for f in flags),
         recalls=tuple(RecallFact(campaign_id=r.campaign_id, reason=r.reason_code, seq=r.set_seq) for r in recalls),
         key_compromised=compromised,
     )
-    return PartView(facts=facts, latest_seq=part.last_seq, commissioned_seq=part.commissioned_seq,
-                    brand_owner=part.brand_owner, custodian=part.custodian, installation=installation,
-                    history=[history_json(e) for e in events], claims=[claim_json(c) for c in claims],
-                    signer_keys=[bytes(k.public_key) for k in keys])
+    return PartView(facts=facts, latest_seq=part["last_seq"], commissioned_seq=part["commissioned_seq"],
+                    brand_owner=part["brand_owner"], custodian=part["custodian"], installation=installation,
+                    history=[_event_json(e) for e in events], claims=[_claim_json(c) for c in claims],
+                    signer_keys=[bytes(k["public_key"]) for k in keys])
 
 
 def label_sig(ledger: Ledger, view: PartView) -> str | None:
@@ -172,23 +237,21 @@ def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[S
     return "invalid", None
 
 
-def _proof(repo: DomainRepo, seq: int) -> dict[str, Any] | None:
+def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache | None) -> dict[str, Any] | None:
     """Inclusion of record ``seq`` in the latest checkpoint, read in the same transaction as the facts."""
-    session = repo.session
-    checkpoint = proof_reads.latest_checkpoint(session)
-    raw = proof_reads.record_bytes(session, seq)
+    checkpoint = proof_reads.latest_checkpoint(reader)
+    raw = proof_reads.record_bytes(reader, seq)
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
     size, _root, note = checkpoint
-    leaf, proof = proof_reads.inclusion_proof(session, seq, size)
+    leaf, proof = proof_reads.inclusion_proof(reader, seq, size, nodes)
     return {"seq": seq, "tree_size": size, "leaf_hash": b64encode(leaf), "record": b64encode(raw),
             "inclusion_proof": merkle.encode_proof(proof), "checkpoint": note}
 
 
-def _org_summary(repo: DomainRepo, org_id: str) -> dict[str, Any] | None:
-    org = StateStore(repo.session).get_org(org_id)
-    return None if org is None else {"org_id": org.org_id, "name": org.name, "kind": org.kind,
-                                     "country": org.country}
+def _org_summary(reader: proof_reads.RawReader, org_id: str) -> dict[str, Any] | None:
+    org = reader.first(_Q_ORG, {"org": org_id})
+    return None if org is None else {k: org[k] for k in ("org_id", "name", "kind", "country")}
 
 
 def _warranty(claims: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,25 +262,59 @@ def _warranty(claims: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": status, "claims": claims}
 
 
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, byte for byte what Starlette's ``JSONResponse`` renders."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class CachedVerdict:
+    """The log-determined part of a verdict, as a document and as its JSON without the closing brace."""
+
+    document: dict[str, Any]
+    json_head: bytes
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> CachedVerdict:
+        return cls(document, _json(document)[:-1])
+
+    def to_json(self, *, authorization: dict[str, Any] | None, now: str) -> bytes:
+        """The full verdict's JSON: equal to rendering :meth:`complete` (same keys, same order)."""
+        return b"".join((self.json_head, b',"authorization":', _json(authorization), b',"checked_at":', _json(now),
+                         b"}"))
+
+    def complete(self, *, authorization: dict[str, Any] | None, now: str) -> dict[str, Any]:
+        return {**self.document, "authorization": authorization, "checked_at": now}
+
+
+CacheKey = tuple[str, str, str | None, str | None, str, proof_reads.LogSize]
+
+
 class VerdictCache:
-    """Verdict facts by (GTIN, serial, label lot, label signature, tree size), least recently used first out.
+    """Verdicts by (GTIN, serial, label lot, label signature, resolver base, log size), least recently used out.
 
     Everything in a verdict except ``checked_at`` and the caller's
     authorization is a pure function of the log, and an append-only log is
     fully identified by its size, so an entry keyed by the size read in the
-    request's own transaction is never stale: the first append after it
+    transaction that computed it is never stale: the first append after it
     changes the key. Repeated scans of the same label (a phone reloading, a
-    shelf being checked twice) then cost one small query.
+    shelf being checked twice) then cost one small query. It also holds the
+    Merkle node cache of the proofs it builds (:class:`~ledger.storage.proof_reads.NodeCache`).
     """
 
-    def __init__(self, maxsize: int = 4096) -> None:
+    def __init__(self, maxsize: int = 4096, *, node_cache_size: int = 65_536) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self.nodes = proof_reads.NodeCache(node_cache_size)
+        self._items: OrderedDict[CacheKey, CachedVerdict] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    @staticmethod
+    def key(link: PartLink, resolver_base: str, size: proof_reads.LogSize) -> CacheKey:
+        return (link.gtin, link.serial, link.lot, link.sig, resolver_base, size)
+
+    def get(self, key: CacheKey) -> CachedVerdict | None:
         with self._lock:
             value = self._items.get(key)
             if value is None:
@@ -227,7 +324,7 @@ class VerdictCache:
             self.hits += 1
             return value
 
-    def put(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
+    def put(self, key: CacheKey, value: CachedVerdict) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -235,10 +332,11 @@ class VerdictCache:
                 self._items.popitem(last=False)
 
 
-def _facts_document(ledger: Ledger, repo: DomainRepo, link: PartLink, resolver_base: str) -> dict[str, Any]:
-    view = _part_view(repo, link.gtin, link.serial)
-    maker = _org_summary(repo, view.facts.commissioned_by) if view else None
-    proof = _proof(repo, view.latest_seq) if view else None
+def _facts_document(ledger: Ledger, session: Session, reader: proof_reads.RawReader, link: PartLink,
+                    resolver_base: str, nodes: proof_reads.NodeCache | None) -> dict[str, Any]:
+    view = _part_view(session, link.gtin, link.serial, reader)
+    maker = _org_summary(reader, view.facts.commissioned_by) if view else None
+    proof = _proof(reader, view.latest_seq, nodes) if view else None
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None
@@ -262,29 +360,45 @@ def _facts_document(ledger: Ledger, repo: DomainRepo, link: PartLink, resolver_b
     }
 
 
-def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str, workshop: str | None = None,
-                 activity: str = "install", cache: VerdictCache | None = None) -> dict[str, Any]:
-    """The verdict document for a scanned Digital Link (see ``api.scan_schemas.ScanVerdict``).
+def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str,
+               cache: VerdictCache | None = None) -> CachedVerdict:
+    """The log-determined part of the verdict for a scanned Digital Link, from ``cache`` when the log is unchanged.
 
-    The part's facts, the commissioning org, the checkpoint and the inclusion
-    proof are read in one read transaction, so they describe one state of the log.
+    The log's size, the part's facts, the commissioning org, the checkpoint
+    and the inclusion proof are read in one read transaction, so they
+    describe one state of the log (and the entry is cached under that state's size).
     """
     with ledger.db.read() as session:
-        repo = DomainRepo(session)
-        head = proof_reads.latest_checkpoint(session)
-        key = (link.gtin, link.serial, link.lot, link.sig, resolver_base, head[0] if head else 0)
-        document = cache.get(key) if cache is not None else None
-        if document is None:
-            document = _facts_document(ledger, repo, link, resolver_base)
-            if cache is not None:
-                cache.put(key, document)
-    authorization = None
-    if workshop is not None:
-        authorization = workshop_authorization(ledger, workshop, link.gtin, link.serial, activity, now=now).to_json()
-    return {**document, "authorization": authorization, "checked_at": now}
+        reader = proof_reads.RawReader(session)
+        key = VerdictCache.key(link, resolver_base, proof_reads.log_size(reader))
+        found = cache.get(key) if cache is not None else None
+        if found is not None:
+            return found
+        value = CachedVerdict.of(_facts_document(ledger, session, reader, link, resolver_base,
+                                                 cache.nodes if cache is not None else None))
+    if cache is not None:
+        cache.put(key, value)
+    return value
+
+
+def scan_authorization(ledger: Ledger, link: PartLink, *, workshop: str | None, activity: str,
+                       now: str) -> dict[str, Any] | None:
+    """The caller's authorization part of a verdict (``None`` when the caller named no workshop)."""
+    if workshop is None:
+        return None
+    return workshop_authorization(ledger, workshop, link.gtin, link.serial, activity, now=now).to_json()
+
+
+def resolve_scan(ledger: Ledger, link: PartLink, *, resolver_base: str, now: str, workshop: str | None = None,
+                 activity: str = "install", cache: VerdictCache | None = None) -> dict[str, Any]:
+    """The verdict document for a scanned Digital Link (see ``api.scan_schemas.ScanVerdict``)."""
+    facts = scan_facts(ledger, link, resolver_base=resolver_base, cache=cache)
+    authorization = scan_authorization(ledger, link, workshop=workshop, activity=activity, now=now)
+    return facts.complete(authorization=authorization, now=now)
 
 
 __all__ = [
+    "CachedVerdict",
     "PartView",
     "VerdictCache",
     "bundle_grants",
@@ -296,5 +410,7 @@ __all__ = [
     "part_view",
     "recall_json",
     "resolve_scan",
+    "scan_authorization",
+    "scan_facts",
     "workshop_authorization",
 ]

@@ -22,11 +22,13 @@ the same way. The resolver is rate limited per client address (429 with
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import api_settings, get_ledger
@@ -37,7 +39,8 @@ from api.scan_schemas import ScanVerdict
 from ledger.digital_link import PartLink, check_gtin, check_lot, check_serial, decode_part_sig, parse_uri
 from ledger.entries import is_valid_org_id, utc_now
 from ledger.errors import InvalidInput
-from ledger.resolve import VerdictCache, resolve_scan
+from ledger.resolve import CachedVerdict, VerdictCache, resolve_scan, scan_authorization, scan_facts
+from ledger.storage.proof_reads import LogSize, LogSizeProbe
 
 router = APIRouter(tags=["scan"], dependencies=[Depends(scan_rate_limit)])
 #: Compressed Digital Links are one path segment; this router must be included *after* every other one.
@@ -75,6 +78,43 @@ def _verdict_cache(request: Request) -> VerdictCache:
     if cache is None:
         cache = request.app.state.verdict_cache = VerdictCache()
     return cache
+
+
+def _size_probe(request: Request) -> LogSizeProbe:
+    state = request.app.state
+    db = get_ledger(request).db
+    probe: LogSizeProbe | None = getattr(state, "log_size_probe", None)
+    if probe is None or probe.db is not db:
+        probe = state.log_size_probe = LogSizeProbe(db)
+    return probe
+
+
+async def _log_size(request: Request) -> LogSize | None:
+    """The log's size from one tiny read (on the event loop for a local SQLite file); ``None`` if it failed."""
+    probe = _size_probe(request)
+    try:
+        return probe.size() if probe.blocking_is_cheap else await run_in_threadpool(probe.size)
+    except (sqlite3.Error, SQLAlchemyError):  # the probe is only a shortcut: the full read decides
+        return None
+
+
+async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop: str | None, activity: str,
+                        headers: dict[str, str]) -> Response:
+    """The JSON verdict. A label scanned again at an unchanged log size is answered from the cache with one
+    size read and no thread hop; the bytes are those of rendering the freshly computed verdict."""
+    ledger = get_ledger(request)
+    cache = _verdict_cache(request)
+    now = utc_now()
+    size = await _log_size(request)
+    facts: CachedVerdict | None = cache.get(VerdictCache.key(link, base, size)) if size is not None else None
+    if facts is None:
+        facts = await run_in_threadpool(scan_facts, ledger, link, resolver_base=base, cache=cache)
+    authorization = None
+    if workshop is not None:
+        authorization = await run_in_threadpool(scan_authorization, ledger, link, workshop=workshop,
+                                                activity=activity, now=now)
+    return Response(facts.to_json(authorization=authorization, now=now), media_type="application/json",
+                    headers=headers)
 
 
 def _resolver_base(request: Request) -> str:
@@ -130,11 +170,11 @@ async def _answer(request: Request, link: PartLink, *, link_type: str | None, fm
     vary = {"Vary": "Accept, Accept-Language", "Cache-Control": "no-cache"}
     if wanted == "linkset":
         return JSONResponse(_linkset(base, link), media_type=LINKSET_JSON, headers=vary)
-    verdict = await run_in_threadpool(resolve_scan, get_ledger(request), link, resolver_base=base, now=utc_now(),
-                                      workshop=_workshop(request, workshop), activity=activity,
-                                      cache=_verdict_cache(request))
+    caller = _workshop(request, workshop)
     if wanted == "json":
-        return JSONResponse(verdict, headers=vary)
+        return await _json_verdict(request, link, base=base, workshop=caller, activity=activity, headers=vary)
+    verdict = await run_in_threadpool(resolve_scan, get_ledger(request), link, resolver_base=base, now=utc_now(),
+                                      workshop=caller, activity=activity, cache=_verdict_cache(request))
     chosen = choose_lang(lang, request.headers.get("accept-language"))
     query = {k: v for k, v in request.query_params.items() if k not in {"lang", "format"}}
     page = render_page(verdict, lang=chosen, self_path=request.url.path, query=query)

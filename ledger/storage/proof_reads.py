@@ -1,51 +1,237 @@
-"""Log reads inside a caller's session: the latest checkpoint, a record's bytes, Merkle nodes.
+"""Log reads inside a caller's session: the log's size, the latest checkpoint, a record's bytes, Merkle nodes.
 
 :class:`~ledger.log.Ledger` opens one transaction per call; the scan path
 needs a checkpoint, the part's latest record and its inclusion proof
 *together with* the part's projections, consistently and cheaply, so it
 reads them all in one read transaction through these helpers.
+
+Every statement here is built once at import and compiled once per
+dialect; :class:`RawReader` runs them on the session's own DBAPI
+connection (the same transaction), because for the handful of tiny indexed
+reads a scan makes, SQLAlchemy's per-execution work costs several times
+what the database does. Merkle nodes go through a :class:`NodeCache`: a stored
+node is the hash of a *complete* subtree, which no later append can change
+(the tables are append-only, enforced by triggers), so a cached node is
+never stale.
+
+:class:`LogSizeProbe` answers "has the log changed?" with one indexed read
+outside any ORM session, for callers that cache whole answers by log size.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.engine import Dialect, make_url
 from sqlmodel import Session
 
 from ledger import merkle
+from ledger.storage.db import Database
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 
+#: The log's size as seen by one snapshot: (records, newest checkpoint size). Both are primary-key
+#: maxima (one index probe each); every append adds records and a checkpoint in one transaction, so
+#: any append changes it.
+SIZE_SQL = "SELECT (SELECT max(seq) FROM log_records), (SELECT max(size) FROM log_checkpoints)"
 
-def latest_checkpoint(session: Session) -> tuple[int, bytes, str] | None:
+LogSize = tuple[int, int]
+
+_LATEST = (select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+           .order_by(CHECKPOINTS.c.size.desc()).limit(1))
+_RECORD = select(RECORDS.c.record).where(RECORDS.c.seq == bindparam("seq"))
+
+_Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
+_COMPILED: dict[tuple[str, int], _Compiled] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(stmt: Select[Any], dialect: Dialect) -> _Compiled:
+    """``(SQL, positional parameter names or None for named, default parameters)`` of ``stmt`` for ``dialect``."""
+    key = (dialect.name, id(stmt))
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = stmt.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = (compiled.string, names, dict(compiled.params))
+        with _COMPILED_LOCK:
+            _COMPILED[key] = found
+    return found
+
+
+class RawReader:
+    """Runs prebuilt SELECTs on a session's DBAPI connection, inside the session's transaction.
+
+    Only for statements built once (module constants: they are compiled once
+    per dialect, keyed by identity) whose columns need no SQLAlchemy result
+    processing (JSON columns come back as text on SQLite: see :func:`json_value`).
+    """
+
+    def __init__(self, session: Session) -> None:
+        conn = session.connection()
+        self.dialect = conn.dialect
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        self._cursor = dbapi.cursor()
+
+    def rows(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        sql, names, defaults = _compiled(stmt, self.dialect)
+        merged = {**defaults, **(params or {})}
+        self._cursor.execute(sql, tuple(merged[n] for n in names) if names is not None else merged)
+        columns = [d[0] for d in self._cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in self._cursor.fetchall()]
+
+    def first(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        found = self.rows(stmt, params)
+        return found[0] if found else None
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        """A constant SQL text without parameters."""
+        self._cursor.execute(sql)
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value as read raw: text on SQLite, already decoded by psycopg."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _size_of(row: Sequence[Any] | None) -> LogSize:
+    if row is None:
+        return (0, 0)
+    records = 0 if row[0] is None else int(row[0]) + 1
+    return (records, 0 if row[1] is None else int(row[1]))
+
+
+def log_size(reader: RawReader) -> LogSize:
+    """``(records, newest checkpoint size)`` in the reader's snapshot."""
+    found = reader.execute(SIZE_SQL)
+    return _size_of(found[0] if found else None)
+
+
+def latest_checkpoint(reader: RawReader) -> tuple[int, bytes, str] | None:
     """``(size, root, signed note)`` of the newest checkpoint, or ``None`` for an empty log."""
-    row = session.execute(select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
-                          .order_by(CHECKPOINTS.c.size.desc()).limit(1)).first()
-    return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+    row = reader.first(_LATEST)
+    return None if row is None else (int(row["size"]), bytes(row["root"]), str(row["note"]))
 
 
-def record_bytes(session: Session, seq: int) -> bytes | None:
-    raw = session.execute(select(RECORDS.c.record).where(RECORDS.c.seq == seq)).scalar_one_or_none()
-    return None if raw is None else bytes(raw)
+def record_bytes(reader: RawReader, seq: int) -> bytes | None:
+    row = reader.first(_RECORD, {"seq": seq})
+    return None if row is None else bytes(row["record"])
 
 
-def inclusion_proof(session: Session, seq: int, size: int) -> tuple[bytes, list[bytes]]:
+class NodeCache:
+    """Stored Merkle node hashes by ``(level, index)``, least recently used first out (thread-safe)."""
+
+    def __init__(self, maxsize: int = 65_536) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[merkle.NodeKey, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lookup(self, keys: Sequence[merkle.NodeKey]) -> tuple[dict[merkle.NodeKey, bytes], list[merkle.NodeKey]]:
+        """``(found, missing)`` for ``keys``."""
+        found: dict[merkle.NodeKey, bytes] = {}
+        missing: list[merkle.NodeKey] = []
+        with self._lock:
+            for key in keys:
+                value = self._items.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    self._items.move_to_end(key)
+                    found[key] = value
+        return found, missing
+
+    def add(self, nodes: Mapping[merkle.NodeKey, bytes]) -> None:
+        with self._lock:
+            self._items.update(nodes)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+
+@functools.lru_cache(maxsize=128)
+def _nodes_at_level(count: int) -> Select[Any]:
+    """Nodes ``(level = :level AND idx IN (:i0, ...))``: answered from the primary key by SQLite and PostgreSQL
+    alike (a row-value ``IN ((level, idx), ...)`` makes SQLite scan the whole node table). Cached, so the
+    statement keeps its identity and is compiled once per dialect."""
+    return (select(NODES.c.idx, NODES.c.hash)
+            .where(NODES.c.level == bindparam("level"), NODES.c.idx.in_([bindparam(f"i{k}") for k in range(count)])))
+
+
+def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
+               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
+    """The stored hashes of ``keys`` (absent keys are absent from the answer), one query per level."""
+    wanted = list(dict.fromkeys(keys))
+    found, missing = cache.lookup(wanted) if cache is not None else ({}, wanted)
+    by_level: dict[int, list[int]] = {}
+    for level, idx in missing:
+        by_level.setdefault(level, []).append(idx)
+    fetched: dict[merkle.NodeKey, bytes] = {}
+    for level, idxs in by_level.items():
+        params = {"level": level, **{f"i{k}": idx for k, idx in enumerate(idxs)}}
+        for row in reader.rows(_nodes_at_level(len(idxs)), params):
+            fetched[(level, int(row["idx"]))] = bytes(row["hash"])
+    if cache is not None and fetched:
+        cache.add(fetched)
+    found.update(fetched)
+    return found
+
+
+def inclusion_proof(reader: RawReader, seq: int, size: int,
+                    cache: NodeCache | None = None) -> tuple[bytes, list[bytes]]:
     """``(leaf hash, RFC 9162 proof)`` of record ``seq`` in the tree of ``size``, from stored nodes."""
 
     def get(keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
-        by_level: dict[int, list[int]] = {}
-        for level, idx in dict.fromkeys(keys):
-            by_level.setdefault(level, []).append(idx)
-        if not by_level:
-            return {}
-        # One (level = L AND idx IN (...)) term per level: both SQLite and PostgreSQL answer it from the
-        # primary key. A row-value IN ((level, idx), ...) makes SQLite scan the whole node table.
-        condition = or_(*(and_(NODES.c.level == level, NODES.c.idx.in_(idxs)) for level, idxs in by_level.items()))
-        rows = session.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(condition)).all()
-        return {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
+        return read_nodes(reader, keys, cache)
 
     leaf = get([(0, seq)])[(0, seq)]
     return leaf, merkle.inclusion_proof(seq, size, get)
 
 
-__all__ = ["inclusion_proof", "latest_checkpoint", "record_bytes"]
+class LogSizeProbe:
+    """The log's size (see :data:`SIZE_SQL`) in one small read outside any ORM session.
+
+    On a SQLite file it keeps one private read-only connection, so a probe
+    costs one indexed read of the local file (a few microseconds: cheap
+    enough to run on an event loop, see :attr:`blocking_is_cheap`); each
+    probe is its own autocommit read, so it sees every committed append. On
+    PostgreSQL it borrows a pooled connection of the reader engine.
+    """
+
+    def __init__(self, db: Database, *, busy_timeout_ms: int = 1000) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        database = make_url(db.url).database if db.is_sqlite else None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            uri = Path(database).resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+    @property
+    def blocking_is_cheap(self) -> bool:
+        """True when :meth:`size` reads a local file (no network round trip)."""
+        return self._conn is not None
+
+    def size(self) -> LogSize:
+        if self._conn is not None:
+            with self._lock:
+                return _size_of(self._conn.execute(SIZE_SQL).fetchone())
+        with self.db.reader.connect() as conn:
+            return _size_of(conn.exec_driver_sql(SIZE_SQL).first())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+__all__ = ["SIZE_SQL", "LogSize", "LogSizeProbe", "NodeCache", "RawReader", "inclusion_proof", "json_value",
+           "latest_checkpoint", "log_size", "read_nodes", "record_bytes"]

@@ -57,6 +57,11 @@ class Shop:
 
 @pytest.fixture
 def shop(world: World) -> Shop:
+    return make_shop(world)
+
+
+def make_shop(world: World) -> Shop:
+    """An OEM, three workshops (one authorized, one revoked, one independent) and a part for each verdict."""
     oem = world.register("shenzhen-ev", "oem", gs1_prefixes=[PREFIX], country="CN")
     riyadh = world.register("riyadh-ws", "workshop", country="SA")
     oslo = world.register("oslo-ws", "workshop", country="NO")

@@ -1,0 +1,129 @@
+"""The scan's fast paths give exactly the fresh answer: the cached JSON response equals rendering a verdict
+computed without any cache, it changes with every append that touches the part, the Merkle node cache
+never serves a proof that fails against the newer checkpoint, and the raw reads agree with the domain's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+
+from ledger.digital_link import PartLink, parse_uri
+from ledger.part_reads import part_detail
+from ledger.resolve import VerdictCache, part_view, resolve_scan, scan_facts
+from ledger.storage.proof_reads import LogSizeProbe, RawReader, log_size
+from tests.api.test_scan_parts import CASES, GTIN, JSON, Shop, _doc_snippet, make_shop, scan, vehicle
+from tests.support import World
+
+BASE = "http://testserver"
+NOW = "2026-11-29T06:00:00Z"
+
+
+@pytest.fixture
+def shop(world: World) -> Shop:
+    return make_shop(world)
+
+
+def _link(path: str) -> PartLink:
+    return parse_uri(BASE + path)
+
+
+def _fresh(shop: Shop, path: str, workshop: str | None = None) -> dict[str, Any]:
+    """The verdict computed from the database with no cache at all."""
+    return resolve_scan(shop.world.ledger, _link(path), resolver_base=BASE, now=NOW, workshop=workshop)
+
+
+def _same_but_time(served: dict[str, Any], fresh: dict[str, Any]) -> None:
+    assert {**served, "checked_at": NOW} == fresh
+
+
+@pytest.mark.parametrize("serial", [case[0] for case in CASES])
+@pytest.mark.parametrize("workshop", [None, "riyadh-ws", "oslo-ws"])
+def test_cached_bytes_are_the_rendering_of_a_fresh_verdict(client: TestClient, shop: Shop, serial: str,
+                                                           workshop: str | None) -> None:
+    path = shop.label(serial)
+    cache = VerdictCache()
+    facts = scan_facts(shop.world.ledger, _link(path), resolver_base=BASE, cache=cache)
+    again = scan_facts(shop.world.ledger, _link(path), resolver_base=BASE, cache=cache)
+    assert again is facts and cache.hits == 1
+    fresh = _fresh(shop, path, workshop)
+    authorization = fresh["authorization"]
+    assert facts.to_json(authorization=authorization, now=NOW) == JSONResponse(fresh).body
+    assert json.loads(facts.to_json(authorization=authorization, now=NOW)) == fresh
+
+    headers = {**JSON, **({"X-Workshop-Org": workshop} if workshop else {})}
+    first = client.get(path, headers=headers)
+    second = client.get(path, headers=headers)
+    served_cache: VerdictCache = client.app.state.verdict_cache  # type: ignore[attr-defined]
+    assert served_cache.hits >= 1, "the second request is answered from the cache"
+    for response in (first, second):
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        _same_but_time(response.json(), fresh)
+        assert response.headers["vary"] == "Accept, Accept-Language"
+
+
+def test_cached_response_changes_with_an_append_to_the_part(client: TestClient, shop: Shop) -> None:
+    path = shop.label("GEN0K1")
+    before = scan(client, path)
+    assert scan(client, path) == {**before, "checked_at": scan(client, path)["checked_at"]}
+    shop.world.append(shop.riyadh, "part.install", {"gtin": GTIN, "serial": "GEN0K1", "vehicle": vehicle(5)})
+    after = scan(client, path)
+    assert after["state"] == "installed" != before["state"]
+    assert len(after["history"]) == len(before["history"]) + 1
+    assert after["proof"]["seq"] == after["history"][-1]["seq"] > before["proof"]["seq"]
+    _same_but_time(after, _fresh(shop, path))
+    shop.world.append(shop.riyadh, "warranty.claim", {"claim_id": "WC-9", "gtin": GTIN, "serial": "GEN0K1",
+                                                      "failure_code": "F1"})
+    claimed = scan(client, path)
+    assert [c["claim_id"] for c in claimed["warranty"]["claims"]] == ["WC-9"]
+    _same_but_time(claimed, _fresh(shop, path))
+
+
+def test_unrelated_append_gives_a_newer_proof_that_verifies(client: TestClient, shop: Shop) -> None:
+    check = _doc_snippet()
+    vkey = client.get("/v1/log/key").json()["verifier_key"]
+    origin = shop.world.ledger.origin
+    path = shop.label("RCL0K1", lot="BAD1")
+    before = scan(client, path)
+    check(before, vkey, origin)
+    for n in range(5):  # several appends: the tree grows past new complete subtrees
+        shop.commission(f"OTHER{n}K1")
+        after = scan(client, path)
+        assert after["proof"]["tree_size"] > before["proof"]["tree_size"]
+        assert after["proof"]["seq"] == before["proof"]["seq"] and after["verdict"] == before["verdict"]
+        check(after, vkey, origin)  # proof and checkpoint verify against the newer tree (node cache reused)
+        _same_but_time(after, _fresh(shop, path))
+        before = after
+
+
+def test_raw_scan_reads_agree_with_the_domain_repository(shop: Shop) -> None:
+    shop.world.append(shop.riyadh, "warranty.claim", {"claim_id": "WC-1", "gtin": GTIN, "serial": "CLN0K1",
+                                                      "failure_code": "F1"})
+    ledger = shop.world.ledger
+    for serial in ("GEN0K1", "RCL0K1", "SCR0K1", "CLN0K1"):
+        view = part_view(ledger, GTIN, serial)
+        detail = part_detail(ledger, GTIN, serial)
+        assert view is not None
+        assert view.history == detail["history"]
+        assert view.claims == detail["claims"]
+        assert view.facts.state == detail["part"]["state"] and view.latest_seq == detail["part"]["last_seq"]
+        assert [f.kind for f in view.facts.open_flags] == [f["kind"] for f in detail["flags"] if f["open"]]
+        assert [r.campaign_id for r in view.facts.recalls] == [r["campaign_id"] for r in detail["recalls"]]
+    assert part_view(ledger, GTIN, "NEW0K1") is None
+    assert part_view(ledger, GTIN, "CLN0K1").claims[0]["claim_id"] == "WC-1"  # type: ignore[union-attr]
+
+
+def test_size_probe_sees_every_append(shop: Shop) -> None:
+    ledger = shop.world.ledger
+    probe = LogSizeProbe(ledger.db)
+    try:
+        with ledger.db.read() as session:
+            assert probe.size() == log_size(RawReader(session)) == (ledger.size(), ledger.size())
+        shop.commission("PROBE1K1")
+        assert probe.size() == (ledger.size(), ledger.size())
+        assert probe.blocking_is_cheap == ledger.db.is_sqlite
+    finally:
+        probe.close()
