@@ -196,10 +196,36 @@ def _encodes(text: str) -> bool:
     return True
 
 
+class _Unsure(Exception):
+    """Raised inside the decoder's hooks: the quick parse cannot vouch for this document."""
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return value
+    raise _Unsure
+
+
+def _no_float(_text: str) -> float:
+    raise _Unsure
+
+
+# Built once: ``json.loads`` with hooks would build a decoder per call.
+_STRICT = json.JSONDecoder(object_pairs_hook=_no_dupes, parse_constant=_no_constants)
+_QUICK = json.JSONDecoder(object_pairs_hook=_no_dupes, parse_constant=_no_constants, parse_int=_safe_int,
+                          parse_float=_no_float)
+_QUICK_FLOATS = json.JSONDecoder(object_pairs_hook=_no_dupes, parse_constant=_no_constants, parse_int=_safe_int)
+
+
 def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
     """Parse JSON strictly: UTF-8 only, no NaN/Infinity, no duplicate keys, no lone surrogates,
-    bounded nesting, and (unless ``allow_floats``, e.g. for EPCIS sensor values) no floats."""
+    bounded nesting, and (unless ``allow_floats``, e.g. for EPCIS sensor values) no floats.
 
+    The decoder's hooks see every number, so a document with no float (where refused), no unsafe
+    integer, no ``\\uD800``-``\\uDFFF`` escape and fewer brackets than :data:`MAX_DEPTH` needs no second
+    walk; any other document is parsed again and walked by :func:`_check`, which names the offending path.
+    """
     text_checked = False  # True once ``data`` is known to hold no lone surrogate itself
     if isinstance(data, bytes):
         text_checked = True  # strict UTF-8 decoding never yields a surrogate
@@ -209,16 +235,20 @@ def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidInput("JSON must be valid UTF-8", code="invalid_json") from None
+    quick = (data.count("{") + data.count("[") <= MAX_DEPTH and "\\ud" not in data and "\\uD" not in data
+             and (text_checked or _encodes(data)))
     try:
-        value = json.loads(data, object_pairs_hook=_no_dupes, parse_constant=_no_constants)
+        if quick:
+            try:
+                return (_QUICK_FLOATS if allow_floats else _QUICK).decode(data)
+            except _Unsure:
+                pass
+        value = _STRICT.decode(data)
     except RecursionError:
         raise InvalidInput("JSON is nested too deeply", code="invalid_json") from None
     except ValueError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json") from None
-    # The full walk names the first offending path; it is needed only where the quick walk is unsure or a
-    # string may hold a lone surrogate (from the text itself, or from a \\uD800-\\uDFFF escape).
-    if not _plain(value, 0) or "\\ud" in data or "\\uD" in data or not (text_checked or _encodes(data)):
-        _check(value, "$", allow_floats=allow_floats)
+    _check(value, "$", allow_floats=allow_floats)
     return value
 
 

@@ -278,3 +278,45 @@ def test_depth_limit_is_the_same_on_both_paths() -> None:
 def test_parse_canonical_refuses_non_canonical_spellings(raw: bytes) -> None:
     with pytest.raises(InvalidInput):
         parse_canonical(raw)
+
+
+def _reference_parse(text: str, allow_floats: bool) -> Any:
+    """parse_json as a plain json.loads plus the full walk (what the quick path must agree with)."""
+    from ledger.canonical import _check, _no_constants, _no_dupes
+
+    value = json.loads(text, object_pairs_hook=_no_dupes, parse_constant=_no_constants)
+    _check(value, "$", allow_floats=allow_floats)
+    return value
+
+
+NUMBERS = st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=False, allow_infinity=False),
+                    st.sampled_from([MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1, 1.0, -0.0, 1e300]))
+NUMERIC_JSON = st.recursive(st.one_of(NUMBERS, SCALARS), lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(TRICKY_KEYS, inner, max_size=4)), max_leaves=20)
+
+
+@SETTINGS
+@given(NUMERIC_JSON, st.booleans())
+def test_parse_json_quick_path_agrees_with_the_full_walk(value: Any, allow_floats: bool) -> None:
+    text = json.dumps(value)
+    outcomes = []
+    for parse in (_reference_parse, lambda t, f: parse_json(t, allow_floats=f)):
+        try:
+            outcomes.append(("value", parse(text, allow_floats)))
+        except InvalidInput as exc:
+            outcomes.append(("refused", exc.message))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(("text", "path"), [('{"a":{"b":1.5}}', "$.a.b"), ('{"a":[1,2,9007199254740992]}', "$.a[2]"),
+                                            ('[{"x":-9007199254740992}]', "$[0].x")])
+def test_parse_json_names_the_offending_number(text: str, path: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_json(text)
+    assert info.value.message.startswith(path + ":")
+
+
+def test_parse_json_floats_only_where_allowed() -> None:
+    assert parse_json('{"t": 21.5}', allow_floats=True) == {"t": 21.5}
+    with pytest.raises(InvalidInput):
+        parse_json('{"t": 21.5}')
