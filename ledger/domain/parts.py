@@ -49,6 +49,7 @@ from ledger.errors import Conflict, InvalidInput, PolicyRejected
 from ledger.gs1 import gtin_has_prefix, validate_gln, validate_gtin, validate_lot, validate_serial
 from ledger.storage.domain_tables import Org
 from ledger.storage.parts_tables import Installation, Part
+from ledger.storage.staging import new_row
 
 RETIRED = frozenset({"scrapped", "collected", "recycled", "repurposed"})
 GONE = frozenset({"recycled", "repurposed"})
@@ -177,10 +178,10 @@ def commission(ctx: Context) -> None:
     r = repo(ctx)
     if r.get_part(gtin, serial) is not None:
         raise Conflict(f"part {gtin}/{serial} is already commissioned", code="duplicate_serial", field="serial")
-    part = Part(gtin=gtin, serial=serial, lot=lot, category=str(category), brand=brand or owner, brand_owner=owner,
-                commissioned_by=org.org_id, commissioned_seq=ctx.seq, commissioned_kid=ctx.entry.kid,
-                state="commissioned", custodian=org.org_id, warranty_months=months, attributes=attributes,
-                last_seq=ctx.seq)
+    part = new_row(Part, gtin=gtin, serial=serial, lot=lot, category=str(category), brand=brand or owner,
+                   brand_owner=owner, commissioned_by=org.org_id, commissioned_seq=ctx.seq,
+                   commissioned_kid=ctx.entry.kid, state="commissioned", custodian=org.org_id,
+                   warranty_months=months, attributes=attributes, last_seq=ctx.seq)
     r.add(part)
     record_event(ctx, part)
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
-from ledger.storage.staging import Staging
+from ledger.storage.staging import Staging, new_row
 
 
 class StateStore:
@@ -69,7 +69,7 @@ class StateStore:
 
     # flags ----------------------------------------------------------------
     def add_flag(self, *, seq: int, entry_id: str, kind: str, subject: str, org_id: str | None, message: str) -> None:
-        self.staging.add(LedgerFlag(seq=seq, entry_id=entry_id, kind=kind, subject=subject, org_id=org_id,
+        self.staging.add(new_row(LedgerFlag, seq=seq, entry_id=entry_id, kind=kind, subject=subject, org_id=org_id,
                                     message=message))
 
     def flags(self, *, subject: str | None = None, org_id: str | None = None, kind: str | None = None,
