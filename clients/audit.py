@@ -17,8 +17,10 @@ requires the result to equal the checkpoint's root. Finally it compares the
 facts it derived from the records — orgs and their keys, every part's
 commissioning facts, every installation — with what the server's API says.
 
-Memory stays flat: one page of records, an O(log n) frontier, and the derived
-facts in a small SQLite file (stdlib ``sqlite3``; nothing of the server's
+Memory stays flat: the page being checked and the next one (fetched by a
+background thread while this one is checked, so the server's work overlaps
+the auditor's), an O(log n) frontier, small bounded caches of keys, and the
+derived facts in a small SQLite file (stdlib ``sqlite3``; nothing of the server's
 storage layer). That file is also the resume point: after each page the
 position, chain head, frontier and facts are committed together, so a killed
 audit continues where it stopped and still checks everything exactly once.
@@ -29,22 +31,30 @@ the first bad sequence number.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import nacl.exceptions
+import nacl.signing
 
 from clients.sdk import PartsLedger, ServedRecord, VerifiedCheckpoint
 from ledger import merkle
 from ledger.checkpoint import verify_checkpoint
 from ledger.entries import ZERO_HASH
 from ledger.errors import IntegrityError, LedgerError, NotFound, ProofError
-from ledger.keys import b64decode, b64encode, key_id, verify_signature
+from ledger.keys import SIGNATURE_PREFIXES, b64decode, b64encode, key_id
 
 Progress = Callable[[int, int], None]
 """``(records checked, records to check)`` after each page."""
+
+_CACHE_MAX = 4096  # keys held in memory at most (a cache, cleared when full: memory stays flat)
+_ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -135,9 +145,38 @@ class Auditor:
         self.state = AuditState(state_path)
         self.page = page
         self.progress = progress
+        # kid -> (org, public key, added seq, revoked seq) as the state file says; dropped on every key event
+        self._keys: dict[str, tuple[str, bytes, int, int | None] | None] = {}
+        self._verify_keys: dict[bytes, nacl.signing.VerifyKey] = {}
+        self._fetcher: ThreadPoolExecutor | None = None
+        self._next_page: Future[list[ServedRecord]] | None = None
 
     def close(self) -> None:
+        self._quiesce()
+        if self._fetcher is not None:
+            self._fetcher.shutdown(wait=True)
+            self._fetcher = None
         self.state.close()
+
+    # paging ---------------------------------------------------------------------------------
+    def _prefetch(self, start: int, target: VerifiedCheckpoint) -> None:
+        """Start fetching (and checking the bytes of) the page at ``start`` in the background."""
+        if self._fetcher is None:
+            self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fetch")
+        self._next_page = self._fetcher.submit(self.client.records, start, self.page, within=target)
+
+    def _take_page(self) -> list[ServedRecord]:
+        assert self._next_page is not None
+        pending, self._next_page = self._next_page, None
+        return pending.result()
+
+    def _quiesce(self) -> None:
+        """Let a background fetch finish (its outcome unused) before the client is used here."""
+        pending, self._next_page = self._next_page, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception):  # the page is not needed any more
+                pending.result()
 
     def run(self, *, compare: bool = True) -> AuditReport:
         client, state = self.client, self.state
@@ -155,13 +194,21 @@ class Auditor:
         prev = b64decode(state.get("prev") or b64encode(ZERO_HASH), field="prev", size=32)
         compact = state.frontier()
         seq = start
+        if seq < target.size:
+            self._prefetch(seq, target)
         while seq < target.size:
-            for served in client.records(seq, self.page, within=target):
+            page = self._take_page()
+            if not page:
+                raise IntegrityError(f"the server stopped at record {seq} of {target.size}", seq=seq)
+            after = seq + len(page)  # client.records checked that the page holds seq, seq + 1, ... in order
+            if after < target.size:
+                self._prefetch(after, target)
+            for served in page:
                 self._check(served, prev, origin, target)
                 self._apply(served)
                 compact.append(served.leaf_hash)
                 prev = served.leaf_hash
-                seq = served.seq + 1
+            seq = after
             state.put("next_seq", str(seq))
             state.put("prev", b64encode(prev))
             state.save_frontier(compact)
@@ -191,16 +238,27 @@ class Auditor:
         if seq == 0:
             public = self._genesis_key(served)
         else:
-            key = self.state.key(entry.kid)
+            kid = entry.kid
+            if kid in self._keys:
+                key = self._keys[kid]
+            else:
+                if len(self._keys) >= _CACHE_MAX:
+                    self._keys.clear()
+                key = self._keys[kid] = self.state.key(kid)
             if key is None or key[0] != entry.org:
                 raise IntegrityError(f"record {seq}: key {entry.kid} was never registered for org {entry.org}",
                                      seq=seq)
             _org, public, _added, revoked = key
             if revoked is not None and revoked < seq:
                 raise IntegrityError(f"record {seq}: key {entry.kid} was revoked at seq {revoked}", seq=seq)
+        verify_key = self._verify_keys.get(public)
+        if verify_key is None:
+            if len(self._verify_keys) >= _CACHE_MAX:
+                self._verify_keys.clear()
+            verify_key = self._verify_keys[public] = nacl.signing.VerifyKey(public)
         try:
-            verify_signature(public, "entry", entry.canonical, record.signed.signature)
-        except LedgerError:
+            verify_key.verify(_ENTRY_PREFIX + entry.canonical, record.signed.signature)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
             raise IntegrityError(f"record {seq}: the entry's signature does not verify under key {entry.kid}",
                                  seq=seq) from None
 
@@ -218,6 +276,8 @@ class Auditor:
         """Derive the org and key facts a record establishes (the subset compared with the server)."""
         entry, seq, db = served.record.entry, served.seq, self.state.db
         body = entry.body
+        if entry.type in ("log.genesis", "org.register", "key.add", "key.revoke"):
+            self._keys.clear()  # the state file's keys change below
         try:
             if entry.type in ("log.genesis", "org.register"):
                 kind = "operator" if entry.type == "log.genesis" else str(body["kind"])
@@ -250,6 +310,7 @@ class Auditor:
     # locating what is wrong -----------------------------------------------------------------
     def _blame_link(self, seq: int, target: VerifiedCheckpoint) -> int:
         """A broken link between ``seq - 1`` and ``seq``: blame the one the tree does not hold."""
+        self._quiesce()
         try:
             before = self.client.records(seq - 1, 1, within=target)[0]
             self.client.prove_leaf(seq - 1, before.leaf_hash, target)
@@ -258,6 +319,7 @@ class Auditor:
         return seq
 
     def _first_excluded(self, target: VerifiedCheckpoint, start: int) -> int | None:
+        self._quiesce()
         for served in self.client.iter_records(start, within=target):
             try:
                 self.client.prove_leaf(served.seq, served.leaf_hash, target)
