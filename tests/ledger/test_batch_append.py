@@ -179,3 +179,43 @@ def test_key_added_earlier_in_a_batch_signs_a_later_entry(
         assert len(ledger.append_batch([add, revoke])) == 2
     finally:
         ledger.db.dispose()
+
+
+def test_signatures_checked_before_the_lock_still_reject_bad_and_revoked_entries(
+        script: Script, db_url_factory: Callable[[], str]) -> None:
+    """Signatures of entries whose key the log has seen are verified before the append lock (in parallel
+    for a large batch); a bad one is still rejected at its index, and revocation is still judged in order."""
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        def add_key() -> SignedEntry:
+            return script.entry("oslo-ev", "key.add",
+                                {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+
+        for signed in [*script.setup(), add_key()]:
+            ledger.append(signed)  # the workshop has signed an entry: its key is known to the ledger
+
+        good = [add_key() for _ in range(100)]
+        forged = add_key()
+        forged = SignedEntry(entry=forged.entry, signature=good[0].signature)  # a signature over other bytes
+        size = ledger.size()
+        for batch, index in (([*good[:70], forged, *good[70:]], 70), ([forged], 0)):
+            with pytest.raises(BatchRejected) as info:
+                ledger.append_batch(batch)
+            assert (info.value.index, info.value.code) == (index, "bad_signature")
+        with pytest.raises(LedgerError) as single:
+            ledger.append(forged)
+        assert single.value.code == "bad_signature"
+        assert ledger.size() == size
+        assert [r.seq for r in ledger.append_batch(good)] == list(range(size, size + 100))
+
+        revoke = script.entry("oslo-ev", "key.revoke", {"kid": script.keys["oslo-ev"].kid})
+        after = add_key()  # validly signed by the key revoked just before it
+        with pytest.raises(BatchRejected) as info:
+            ledger.append_batch([revoke, after])
+        assert (info.value.index, info.value.code) == (1, "revoked_key")
+        ledger.append(revoke)
+        with pytest.raises(LedgerError) as single:
+            ledger.append(after)
+        assert single.value.code == "revoked_key"
+    finally:
+        ledger.db.dispose()
