@@ -7,30 +7,41 @@ node from its children; and the root of every stored checkpoint, whose
 signature is checked against the log key. Memory stays flat in the size of
 the ledger (records are streamed; the Merkle state is a compact range).
 
+Large ledgers have their entry signatures checked by helper processes
+(:class:`~ledger.sigpool.SignaturePool`) while this process parses and
+chains the records; a signature failure is still reported for the first bad
+record, before any later problem this process found meanwhile.
+
 The first problem raises :class:`~ledger.errors.IntegrityError` naming the
 first bad sequence number and what is wrong with it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+import nacl.exceptions
+import nacl.signing
 from sqlalchemy import func, inspect, select
 
 from ledger import merkle
 from ledger.checkpoint import parse_checkpoint_body
 from ledger.entries import ZERO_HASH, Record, parse_record
 from ledger.errors import IntegrityError, LedgerError, NotFound
-from ledger.keys import b64decode, key_id
+from ledger.keys import SIGNATURE_PREFIXES, b64decode, key_id
 from ledger.note import Verifier, open_note, parse_verifier_key
+from ledger.sigpool import SignaturePool
 from ledger.storage.db import Database
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 
 PAGE = 2000
+#: Ledgers with at least this many records have their signatures checked by helper processes.
+PARALLEL_MIN_RECORDS = 20_000
+_ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
 
 @dataclass
@@ -49,13 +60,23 @@ class _Key:
     org: str
     public_key: bytes
     revoked_seq: int | None = None
+    verifier: nacl.signing.VerifyKey | None = None
+
+
+def bad_signature(seq: int) -> IntegrityError:
+    return IntegrityError(f"record {seq}: bad signature", seq=seq)
 
 
 class KeyTracker:
-    """Follows org/key events so that each signature is judged by the keys valid at its position."""
+    """Follows org/key events so that each signature is judged by the keys valid at its position.
 
-    def __init__(self) -> None:
+    With a ``pool`` the signature checks are queued there (see :func:`verify_database` for how the first
+    failure is still found); without one each is checked at once.
+    """
+
+    def __init__(self, pool: SignaturePool | None = None) -> None:
         self.keys: dict[str, _Key] = {}
+        self.pool = pool
 
     def check_and_update(self, record: Record) -> None:
         entry = record.entry
@@ -71,10 +92,18 @@ class KeyTracker:
                                  f"org {entry.org} at this position", seq=seq)
         if key.revoked_seq is not None and key.revoked_seq < seq:
             raise IntegrityError(f"record {seq}: signed by key {entry.kid}, revoked at seq {key.revoked_seq}", seq=seq)
-        try:
-            record.signed.verify(key.public_key)
-        except LedgerError:
-            raise IntegrityError(f"record {seq}: bad signature", seq=seq) from None
+        message = _ENTRY_PREFIX + entry.canonical
+        if self.pool is not None:
+            failed = self.pool.add(seq, key.public_key, message, record.signed.signature)
+            if failed is not None:
+                raise bad_signature(failed)
+        else:
+            if key.verifier is None:
+                key.verifier = nacl.signing.VerifyKey(key.public_key)
+            try:
+                key.verifier.verify(message, record.signed.signature)
+            except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+                raise bad_signature(seq) from None
         if seq == 0:
             return
         if entry.type == "org.register":
@@ -109,12 +138,15 @@ def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) ->
 
 def verify_database(db: Database, *, verifier_key: str | None = None, expected_origin: str | None = None,
                     progress: Callable[[int], None] | None = None,
-                    log_public_key: bytes | None = None) -> VerifyReport:
+                    log_public_key: bytes | None = None, signature_workers: int | None = None) -> VerifyReport:
     """Verify everything stored in ``db``; raise :class:`IntegrityError` at the first problem.
 
     Checkpoint signatures are checked with ``verifier_key`` (a C2SP verifier key, whose name must be the
     log's origin) or with ``log_public_key`` alone, whose key name is then each checkpoint's own origin
     line — so a holder of the key file need not know the origin; all checkpoints must still name one origin.
+
+    ``signature_workers``: helper processes for the entry signatures (0: none, all in this process;
+    default: one fewer than the CPUs, for ledgers of at least :data:`PARALLEL_MIN_RECORDS` records).
     """
     report = VerifyReport()
     with db.read() as session:
@@ -162,11 +194,39 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
             raise IntegrityError(f"checkpoint of size {size}: origin {cp.origin!r} is not {origin!r}",
                                  seq=max(size - 1, 0))
     report.origin = origin
-    del record_count
+    workers = signature_workers
+    if workers is None:
+        workers = (os.cpu_count() or 1) - 1 if record_count >= PARALLEL_MIN_RECORDS else 0
+    pool = SignaturePool(workers) if workers > 0 else None
+    try:
+        expected, compact = _verify_records(db, checkpoints, origin, KeyTracker(pool), report, progress)
+        failed = pool.drain() if pool is not None else None
+    except IntegrityError as exc:
+        # A signature queued before this problem was found may have failed: the first bad record wins.
+        failed = pool.drain() if pool is not None else None
+        if failed is not None and (exc.seq is None or failed <= exc.seq):
+            raise bad_signature(failed) from None
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+    if failed is not None:
+        raise bad_signature(failed)
+    report.records = expected
+    report.root = compact.root()
+    report.nodes = _verify_nodes(db, expected)
+    if progress is not None:
+        progress(expected)
+    return report
+
+
+def _verify_records(db: Database, checkpoints: list[tuple[int, bytes, str]], origin: str | None, keys: KeyTracker,
+                    report: VerifyReport, progress: Callable[[int], None] | None,
+                    ) -> tuple[int, merkle.CompactRange]:
+    """Stream and check every record; return the count and the compact range of their leaves."""
     pending = iter(checkpoints)
     next_cp = next(pending, None)
     compact = merkle.CompactRange()
-    keys = KeyTracker()
     prev = ZERO_HASH
     expected = 0
     # Streams hold a read transaction open; close them however the check ends, not when GC gets to them.
@@ -194,7 +254,7 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
             leaf = record.leaf_hash
             if bytes(leaf_o) != leaf or bytes(prev_o) != prev:
                 raise IntegrityError(f"record {seq}: stored leaf/prev hash does not match its bytes", seq=seq)
-            if str(entry_id_o) != hashlib.sha256(record.entry.canonical).hexdigest():
+            if str(entry_id_o) != record.entry.entry_id:
                 raise IntegrityError(f"record {seq}: stored entry id does not match its entry", seq=seq)
             if origin is not None and record.entry.origin != origin:
                 raise IntegrityError(f"record {seq}: entry origin {record.entry.origin!r} is not this log", seq=seq)
@@ -211,16 +271,11 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
                 next_cp = next(pending, None)
             if progress is not None and expected % PAGE == 0:
                 progress(expected)
-    report.records = expected
     if next_cp is not None:
         raise IntegrityError(
             f"log shrunk: a signed checkpoint covers {next_cp[0]} records but only {expected} are stored "
             f"(record {expected} onwards is missing)", seq=expected, code="log_shrunk")
-    report.root = compact.root()
-    report.nodes = _verify_nodes(db, expected)
-    if progress is not None:
-        progress(expected)
-    return report
+    return expected, compact
 
 
 def _verify_nodes(db: Database, size: int) -> int:
@@ -278,4 +333,4 @@ def _stream_level(db: Database, level: int) -> Generator[Any, None, None]:
                 yield (row[0], row[1])
 
 
-__all__ = ["KeyTracker", "VerifyReport", "verify_database"]
+__all__ = ["PARALLEL_MIN_RECORDS", "KeyTracker", "VerifyReport", "verify_database"]

@@ -1,0 +1,175 @@
+"""Ed25519 entry signatures verified in helper processes, answered in submission order.
+
+PyNaCl releases the GIL inside ``crypto_sign_open``, but a thread that has to
+take the GIL back after every signature waits behind a busy main thread for
+up to the interpreter's switch interval, so verifier *threads* run slower than
+one thread alone. Whole audits therefore hand batches of
+``(public key, message, signature)`` to a few worker processes over pipes
+(``python -m ledger.sigpool``: no fork of the caller, nothing but PyNaCl
+imported) while the caller goes on parsing and chaining.
+
+Every signature is tagged with the caller's sequence number. :meth:`add`
+returns the tag of a failure already known (a batch answered earlier), and
+:meth:`drain` waits for everything and returns the first failing tag in
+submission order, so the caller can still name the *first* bad record: it
+calls :meth:`drain` before raising any error of its own and prefers an
+earlier signature failure.
+
+Wire format, per batch: ``u32 count`` then per item ``public key (32)``,
+``signature (64)``, ``u32 length``, ``message``; the answer is ``u32 index``
+of the first failing item, or ``0xFFFFFFFF``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from collections import deque
+from typing import IO
+
+_U32 = struct.Struct("<I")
+_ITEM = struct.Struct("<32s64sI")
+_ALL_GOOD = 0xFFFFFFFF
+
+
+def verify_items(items: list[tuple[bytes, bytes, bytes]]) -> int:
+    """Index of the first ``(public key, message, signature)`` that does not verify, or -1."""
+    import nacl.exceptions
+    import nacl.signing
+
+    keys: dict[bytes, nacl.signing.VerifyKey] = {}
+    for index, (public, message, signature) in enumerate(items):
+        key = keys.get(public)
+        if key is None:
+            try:
+                key = keys[public] = nacl.signing.VerifyKey(public)
+            except (nacl.exceptions.ValueError, nacl.exceptions.TypeError, ValueError, TypeError):
+                return index
+        try:
+            key.verify(message, signature)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+            return index
+    return -1
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    data = stream.read(size)
+    if len(data) != size:
+        return None
+    return data
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """The worker: answer batches until the input closes."""
+    while True:
+        head = _read_exact(stdin, 4)
+        if head is None:
+            return
+        (count,) = _U32.unpack(head)
+        items = []
+        for _ in range(count):
+            raw = _read_exact(stdin, _ITEM.size)
+            if raw is None:
+                return
+            public, signature, length = _ITEM.unpack(raw)
+            message = _read_exact(stdin, length)
+            if message is None:
+                return
+            items.append((public, message, signature))
+        bad = verify_items(items)
+        stdout.write(_U32.pack(_ALL_GOOD if bad < 0 else bad))
+        stdout.flush()
+
+
+class SignaturePool:
+    """Verifies tagged signatures in ``workers`` processes, at most ``depth`` batches in flight per worker."""
+
+    def __init__(self, workers: int | None = None, *, batch: int = 256, depth: int = 4) -> None:
+        count = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
+        self.batch = batch
+        self.depth = depth
+        self._procs = [subprocess.Popen([sys.executable, "-m", "ledger.sigpool"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(count)]
+        self._next = 0
+        self._items: list[tuple[int, bytes, bytes, bytes]] = []
+        self._inflight: deque[tuple[int, list[int]]] = deque()  # (worker, tags) in submission order
+        self._failed: int | None = None
+
+    @property
+    def failed(self) -> int | None:
+        """The first failing tag found so far (answers already read)."""
+        return self._failed
+
+    def add(self, tag: int, public: bytes, message: bytes, signature: bytes) -> int | None:
+        """Queue one signature; return the first failing tag known so far (or ``None``)."""
+        self._items.append((tag, public, message, signature))
+        if len(self._items) >= self.batch:
+            self._send()
+        return self._failed
+
+    def drain(self) -> int | None:
+        """Wait for every queued signature; the first failing tag in submission order, or ``None``."""
+        if self._items:
+            self._send()
+        while self._inflight:
+            self._receive()
+        return self._failed
+
+    def close(self) -> None:
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._procs = []
+
+    def __enter__(self) -> SignaturePool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _send(self) -> None:
+        while len(self._inflight) >= self.depth * len(self._procs):
+            self._receive()
+        worker = self._next
+        self._next = (self._next + 1) % len(self._procs)
+        parts = [_U32.pack(len(self._items))]
+        for _tag, public, message, signature in self._items:
+            if len(public) != 32 or len(signature) != 64:
+                parts.append(_ITEM.pack(bytes(32), bytes(64), 0))  # never verifies
+            else:
+                parts.append(_ITEM.pack(public, signature, len(message)))
+                parts.append(message)
+        stdin = self._procs[worker].stdin
+        assert stdin is not None
+        stdin.write(b"".join(parts))
+        stdin.flush()
+        self._inflight.append((worker, [tag for tag, *_ in self._items]))
+        self._items = []
+
+    def _receive(self) -> None:
+        worker, tags = self._inflight.popleft()
+        stdout = self._procs[worker].stdout
+        assert stdout is not None
+        answer = _read_exact(stdout, 4)
+        if answer is None:
+            raise RuntimeError("a signature worker process ended unexpectedly")
+        (index,) = _U32.unpack(answer)
+        if index != _ALL_GOOD and self._failed is None:
+            self._failed = tags[index]
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+__all__ = ["SignaturePool", "serve", "verify_items"]
