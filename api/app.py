@@ -38,9 +38,9 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
         if getattr(app.state, "ledger", None) is None:
             app.state.ledger = open_ledger(settings.ledger)
         yield
-        probe = getattr(app.state, "log_size_probe", None)  # the scan's private read connection
-        if probe is not None:
-            probe.close()
+        reads = getattr(app.state, "scan_reads", None)  # the scan's private read connections
+        if reads is not None:
+            reads.close()
 
     app = FastAPI(title="partsledger", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

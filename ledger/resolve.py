@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import BindParameter, Table, bindparam, select
-from sqlmodel import Session
 
 from ledger import directory, merkle
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
@@ -73,7 +74,7 @@ def claim_json(claim: Claim) -> dict[str, Any]:
 def part_view(ledger: Ledger, gtin: str, serial: str) -> PartView | None:
     """The part's facts from the domain projections (one read transaction), or ``None`` if never commissioned."""
     with ledger.db.read() as session:
-        return _part_view(session, gtin, serial)
+        return _part_view(proof_reads.RawReader.of(session), gtin, serial)
 
 
 def _table(model: type) -> Table:
@@ -92,13 +93,14 @@ _S: BindParameter[str] = bindparam("serial")
 _Q_PART = select(_PARTS.c.state, _PARTS.c.commissioned_by, _PARTS.c.commissioned_kid, _PARTS.c.lot,
                  _PARTS.c.last_seq, _PARTS.c.commissioned_seq, _PARTS.c.brand_owner, _PARTS.c.custodian
                  ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
+_Q_PART_ALL = select(_PARTS).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
 _Q_EVENTS = select(_EVENTS).where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).order_by(_EVENTS.c.seq)
 _Q_OPEN_FLAGS = (select(_FLAGS.c.kind, _FLAGS.c.message, _FLAGS.c.seq)
                  .where(_FLAGS.c.entry_id.not_in(select(_CORRECTIONS.c.corrects)),
                         _FLAGS.c.subject == bindparam("subject"))
                  .order_by(_FLAGS.c.seq, _FLAGS.c.kind, _FLAGS.c.subject).limit(1000))
-_Q_ANY_OPEN_RECALL = (select(_RECALLS.c.campaign_id)
-                      .where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1))
+_Q_OPEN_RECALLS = select(_RECALLS).where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).order_by(
+    _RECALLS.c.set_seq)
 _Q_CLAIMS = (select(_CLAIMS).where(_CLAIMS.c.gtin == _G, _CLAIMS.c.serial == _S)
              .order_by(_CLAIMS.c.filed_seq).limit(1000))
 _Q_OPEN_INSTALLS = (select(_INSTALLS)
@@ -109,14 +111,18 @@ _Q_KEYS = (select(_KEYS.c.kid, _KEYS.c.public_key, _KEYS.c.compromised_at)
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
-def _open_recalls(reader: proof_reads.RawReader, session: Session, gtin: str, serial: str) -> list[Recall]:
-    """Open recalls covering the part (the domain's ``covers`` rule, on ORM rows; only when one is open)."""
-    if reader.first(_Q_ANY_OPEN_RECALL, {"gtin": gtin}) is None:
+def _open_recalls(reader: proof_reads.RawReader, gtin: str, serial: str) -> list[Recall]:
+    """Open recalls covering the part, by the domain's ``covers`` rule (the part is loaded only if one is open)."""
+    rows = reader.rows(_Q_OPEN_RECALLS, {"gtin": gtin})
+    if not rows:
         return []
-    part = session.get(Part, (gtin, serial))
-    if part is None:
+    part_row = reader.first(_Q_PART_ALL, {"gtin": gtin, "serial": serial})
+    if part_row is None:
         return []
-    return [r for r in DomainRepo(session).recalls(gtin=gtin, open_only=True) if covers(r, part)]
+    part = Part(**{**part_row, "attributes": proof_reads.json_value(part_row["attributes"])})
+    recalls = [Recall(**{**row, "lots": proof_reads.json_value(row["lots"]),
+                         "serial_ranges": proof_reads.json_value(row["serial_ranges"])}) for row in rows]
+    return [r for r in recalls if covers(r, part)]
 
 
 def _event_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -133,16 +139,14 @@ def _claim_json(row: dict[str, Any]) -> dict[str, Any]:
             "reason_codes": list(proof_reads.json_value(row["reason_codes"]))}
 
 
-def _part_view(session: Session, gtin: str, serial: str,
-               reader: proof_reads.RawReader | None = None) -> PartView | None:
-    reader = reader or proof_reads.RawReader(session)
+def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str) -> PartView | None:
     ids = {"gtin": gtin, "serial": serial}
     part = reader.first(_Q_PART, ids)
     if part is None:
         return None
     events = reader.rows(_Q_EVENTS, ids)
     flags = reader.rows(_Q_OPEN_FLAGS, {"subject": subject(gtin, serial)})
-    recalls = _open_recalls(reader, session, gtin, serial)
+    recalls = _open_recalls(reader, gtin, serial)
     claims = reader.rows(_Q_CLAIMS, ids)
     installs = reader.rows(_Q_OPEN_INSTALLS, ids)
     keys = reader.rows(_Q_KEYS, {"org": part["commissioned_by"]})
@@ -332,9 +336,9 @@ class VerdictCache:
                 self._items.popitem(last=False)
 
 
-def _facts_document(ledger: Ledger, session: Session, reader: proof_reads.RawReader, link: PartLink,
-                    resolver_base: str, nodes: proof_reads.NodeCache | None) -> dict[str, Any]:
-    view = _part_view(session, link.gtin, link.serial, reader)
+def _facts_document(ledger: Ledger, reader: proof_reads.RawReader, link: PartLink, resolver_base: str,
+                    nodes: proof_reads.NodeCache | None) -> dict[str, Any]:
+    view = _part_view(reader, link.gtin, link.serial)
     maker = _org_summary(reader, view.facts.commissioned_by) if view else None
     proof = _proof(reader, view.latest_seq, nodes) if view else None
     sig, signed_by = _signature(ledger, link, view)
@@ -360,21 +364,27 @@ def _facts_document(ledger: Ledger, session: Session, reader: proof_reads.RawRea
     }
 
 
-def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str,
-               cache: VerdictCache | None = None) -> CachedVerdict:
+@contextmanager
+def _session_snapshot(ledger: Ledger) -> Iterator[proof_reads.RawReader]:
+    with ledger.db.read() as session:
+        yield proof_reads.RawReader.of(session)
+
+
+def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache | None = None,
+               reads: proof_reads.SnapshotReads | None = None) -> CachedVerdict:
     """The log-determined part of the verdict for a scanned Digital Link, from ``cache`` when the log is unchanged.
 
     The log's size, the part's facts, the commissioning org, the checkpoint
-    and the inclusion proof are read in one read transaction, so they
-    describe one state of the log (and the entry is cached under that state's size).
+    and the inclusion proof are read in one read transaction (a snapshot of
+    ``reads``, else a session of the ledger's reader), so they describe one
+    state of the log, and the entry is cached under that state's size.
     """
-    with ledger.db.read() as session:
-        reader = proof_reads.RawReader(session)
+    with (reads.snapshot() if reads is not None else _session_snapshot(ledger)) as reader:
         key = VerdictCache.key(link, resolver_base, proof_reads.log_size(reader))
         found = cache.get(key) if cache is not None else None
         if found is not None:
             return found
-        value = CachedVerdict.of(_facts_document(ledger, session, reader, link, resolver_base,
+        value = CachedVerdict.of(_facts_document(ledger, reader, link, resolver_base,
                                                  cache.nodes if cache is not None else None))
     if cache is not None:
         cache.put(key, value)

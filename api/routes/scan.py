@@ -22,13 +22,14 @@ the same way. The resolver is rate limited per client address (429 with
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import api_settings, get_ledger
@@ -40,11 +41,11 @@ from ledger.digital_link import PartLink, check_gtin, check_lot, check_serial, d
 from ledger.entries import is_valid_org_id, utc_now
 from ledger.errors import InvalidInput
 from ledger.resolve import CachedVerdict, VerdictCache, resolve_scan, scan_authorization, scan_facts
-from ledger.storage.proof_reads import LogSize, LogSizeProbe
+from ledger.storage.proof_reads import SnapshotReads
 
-router = APIRouter(tags=["scan"], dependencies=[Depends(scan_rate_limit)])
+router = APIRouter(tags=["scan"])
 #: Compressed Digital Links are one path segment; this router must be included *after* every other one.
-compressed_router = APIRouter(tags=["scan"], dependencies=[Depends(scan_rate_limit)])
+compressed_router = APIRouter(tags=["scan"])
 
 
 class CompressedLinkConvertor(Convertor[str]):
@@ -80,35 +81,40 @@ def _verdict_cache(request: Request) -> VerdictCache:
     return cache
 
 
-def _size_probe(request: Request) -> LogSizeProbe:
+def _snapshot_reads(request: Request) -> SnapshotReads:
     state = request.app.state
     db = get_ledger(request).db
-    probe: LogSizeProbe | None = getattr(state, "log_size_probe", None)
-    if probe is None or probe.db is not db:
-        probe = state.log_size_probe = LogSizeProbe(db)
-    return probe
-
-
-async def _log_size(request: Request) -> LogSize | None:
-    """The log's size from one tiny read (on the event loop for a local SQLite file); ``None`` if it failed."""
-    probe = _size_probe(request)
-    try:
-        return probe.size() if probe.blocking_is_cheap else await run_in_threadpool(probe.size)
-    except (sqlite3.Error, SQLAlchemyError):  # the probe is only a shortcut: the full read decides
-        return None
+    reads: SnapshotReads | None = getattr(state, "scan_reads", None)
+    if reads is None or reads.db is not db:
+        reads = state.scan_reads = SnapshotReads(db)
+    return reads
 
 
 async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop: str | None, activity: str,
                         headers: dict[str, str]) -> Response:
-    """The JSON verdict. A label scanned again at an unchanged log size is answered from the cache with one
-    size read and no thread hop; the bytes are those of rendering the freshly computed verdict."""
+    """The JSON verdict, rendered as the bytes of the freshly computed verdict would be.
+
+    A label scanned again at an unchanged log size is answered from the cache
+    after one size read. On a local SQLite file the reads (microseconds to a
+    few hundred of them) run on the event loop: the process is bound by one
+    interpreter lock anyway, and a thread hop per scan costs more than it
+    frees. Over a network (PostgreSQL) they run in the thread pool.
+    """
     ledger = get_ledger(request)
     cache = _verdict_cache(request)
+    reads = _snapshot_reads(request)
     now = utc_now()
-    size = await _log_size(request)
-    facts: CachedVerdict | None = cache.get(VerdictCache.key(link, base, size)) if size is not None else None
+    facts: CachedVerdict | None = None
+    try:
+        size = reads.size() if reads.local else await run_in_threadpool(reads.size)
+        facts = cache.get(VerdictCache.key(link, base, size))
+        if facts is None and reads.local:
+            facts = scan_facts(ledger, link, resolver_base=base, cache=cache, reads=reads)
+    except sqlite3.OperationalError:  # e.g. busy beyond the private connection's short timeout: take the slow path
+        facts = None
     if facts is None:
-        facts = await run_in_threadpool(scan_facts, ledger, link, resolver_base=base, cache=cache)
+        facts = await run_in_threadpool(scan_facts, ledger, link, resolver_base=base, cache=cache,
+                                        reads=None if reads.local else reads)
     authorization = None
     if workshop is not None:
         authorization = await run_in_threadpool(scan_authorization, ledger, link, workshop=workshop,
@@ -181,13 +187,17 @@ async def _answer(request: Request, link: PartLink, *, link_type: str | None, fm
     return HTMLResponse(page, headers={**vary, "Content-Language": chosen})
 
 
+LINK_TYPE_PATTERN = "^(linkset|all)$"
+FORMAT_PATTERN = "^(json|html|linkset)$"
+LANG_PATTERN = "^(en|zh)$"
+
 Lot = Annotated[str | None, Query(alias="10", description="lot (GS1 AI 10)")]
 Sig = Annotated[str | None, Query(alias="8030", description="the commissioning org's signature (GS1 AI 8030)")]
-LinkType = Annotated[str | None, Query(alias="linkType", pattern="^(linkset|all)$",
+LinkType = Annotated[str | None, Query(alias="linkType", pattern=LINK_TYPE_PATTERN,
                                        description="`linkset` for the GS1 linkset")]
-Format = Annotated[str | None, Query(alias="format", pattern="^(json|html|linkset)$",
+Format = Annotated[str | None, Query(alias="format", pattern=FORMAT_PATTERN,
                                      description="override content negotiation")]
-Lang = Annotated[str | None, Query(pattern="^(en|zh)$", description="page language (overrides Accept-Language)")]
+Lang = Annotated[str | None, Query(pattern=LANG_PATTERN, description="page language (overrides Accept-Language)")]
 Workshop = Annotated[str | None, Query(description="your workshop's org id, to learn whether it is authorized "
                                                    "(or send X-Workshop-Org)")]
 Activity = Annotated[str, Query(pattern=ACTIVITY_PATTERN, description="the activity to authorize")]
@@ -195,11 +205,48 @@ CompressedSegment = Annotated[str, Path(description="a compressed Digital Link (
                                         pattern="^[A-Za-z0-9_-]{10,512}$")]
 
 
-@router.get("/01/{gtin}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
-            summary="Resolve a part's GS1 Digital Link: verdict (JSON), verification page (HTML) or linkset")
-async def resolve(request: Request, gtin: str, serial: str, lot: Lot = None, sig: Sig = None,
-                  link_type: LinkType = None, fmt: Format = None, lang: Lang = None, workshop: Workshop = None,
-                  activity: Activity = "install") -> Response:
+def _documented_query_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters FastAPI generates for the resolver's query (the declarations above)."""
+    from fastapi import FastAPI
+
+    def resolver_query(lot: Lot = None, sig: Sig = None, link_type: LinkType = None, fmt: Format = None,
+                       lang: Lang = None, workshop: Workshop = None, activity: Activity = "install") -> None:
+        """Never served: only documents the query of :func:`resolve`."""
+
+    doc = FastAPI()
+    doc.get("/")(resolver_query)
+    parameters: list[dict[str, Any]] = doc.openapi()["paths"]["/"]["get"]["parameters"]
+    return parameters
+
+
+#: The resolver's query parameters, with the constraints declared above (FastAPI keeps the last of repeated ones).
+_QUERY_RULES: tuple[tuple[str, re.Pattern[str] | None], ...] = (
+    ("10", None), ("8030", None), ("linkType", re.compile(LINK_TYPE_PATTERN)), ("format", re.compile(FORMAT_PATTERN)),
+    ("lang", re.compile(LANG_PATTERN)), ("workshop", None), ("activity", re.compile(ACTIVITY_PATTERN)),
+)
+
+
+def _resolver_query(request: Request) -> dict[str, str | None]:
+    """The query of :func:`resolve`, validated as FastAPI validates the declared parameters (same 422 problem).
+
+    The resolver is the hottest public path; reading seven optional strings
+    here costs a fraction of FastAPI's per-parameter machinery.
+    """
+    params = request.query_params
+    out: dict[str, str | None] = {}
+    for name, pattern in _QUERY_RULES:
+        value = params.get(name)
+        if value is not None and pattern is not None and pattern.fullmatch(value) is None:
+            raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("query", name),
+                                           "msg": f"String should match pattern '{pattern.pattern}'",
+                                           "input": value}])
+        out[name] = value
+    return out
+
+
+async def _resolve(request: Request, gtin: str, serial: str, lot: str | None, sig: str | None,
+                   link_type: str | None, fmt: str | None, lang: str | None, workshop: str | None,
+                   activity: str) -> Response:
     if link_type == "all":
         link_type = "linkset"
     if sig is not None:
@@ -210,12 +257,23 @@ async def resolve(request: Request, gtin: str, serial: str, lot: Lot = None, sig
                          activity=activity)
 
 
+@router.get("/01/{gtin}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
+            openapi_extra={"parameters": _documented_query_parameters()},
+            summary="Resolve a part's GS1 Digital Link: verdict (JSON), verification page (HTML) or linkset")
+async def resolve(request: Request, gtin: str, serial: str) -> Response:
+    await scan_rate_limit(request)
+    q = _resolver_query(request)
+    return await _resolve(request, gtin, serial, q["10"], q["8030"], q["linkType"], q["format"], q["lang"],
+                          q["workshop"], q["activity"] or "install")
+
+
 @router.get("/01/{gtin}/10/{path_lot}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
+            dependencies=[Depends(scan_rate_limit)],
             summary="The same, with the lot as a path qualifier (GS1 Digital Link 01/10/21 form)")
 async def resolve_lot_path(request: Request, gtin: str, path_lot: str, serial: str, sig: Sig = None,
                            link_type: LinkType = None, fmt: Format = None, lang: Lang = None,
                            workshop: Workshop = None, activity: Activity = "install") -> Response:
-    return await resolve(request, gtin, serial, path_lot, sig, link_type, fmt, lang, workshop, activity)
+    return await _resolve(request, gtin, serial, path_lot, sig, link_type, fmt, lang, workshop, activity)
 
 
 @compressed_router.get(

@@ -14,8 +14,9 @@ node is the hash of a *complete* subtree, which no later append can change
 (the tables are append-only, enforced by triggers), so a cached node is
 never stale.
 
-:class:`LogSizeProbe` answers "has the log changed?" with one indexed read
-outside any ORM session, for callers that cache whole answers by log size.
+:class:`SnapshotReads` answers "has the log changed?" with one indexed read
+outside any ORM session, for callers that cache whole answers by log size,
+and gives consistent read snapshots on private connections.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +69,22 @@ def _compiled(stmt: Select[Any], dialect: Dialect) -> _Compiled:
 
 
 class RawReader:
-    """Runs prebuilt SELECTs on a session's DBAPI connection, inside the session's transaction.
+    """Runs prebuilt SELECTs on a DBAPI connection, inside whatever transaction that connection is in.
 
     Only for statements built once (module constants: they are compiled once
     per dialect, keyed by identity) whose columns need no SQLAlchemy result
     processing (JSON columns come back as text on SQLite: see :func:`json_value`).
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._cursor = dbapi_connection.cursor()
+
+    @classmethod
+    def of(cls, session: Session) -> RawReader:
+        """A reader in ``session``'s transaction."""
         conn = session.connection()
-        self.dialect = conn.dialect
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        self._cursor = dbapi.cursor()
+        return cls(conn.connection.dbapi_connection, conn.dialect)
 
     def rows(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         sql, names, defaults = _compiled(stmt, self.dialect)
@@ -195,43 +200,80 @@ def inclusion_proof(reader: RawReader, seq: int, size: int,
     return leaf, merkle.inclusion_proof(seq, size, get)
 
 
-class LogSizeProbe:
-    """The log's size (see :data:`SIZE_SQL`) in one small read outside any ORM session.
+class SnapshotReads:
+    """Consistent read snapshots and log-size probes outside any ORM session.
 
-    On a SQLite file it keeps one private read-only connection, so a probe
-    costs one indexed read of the local file (a few microseconds: cheap
-    enough to run on an event loop, see :attr:`blocking_is_cheap`); each
-    probe is its own autocommit read, so it sees every committed append. On
-    PostgreSQL it borrows a pooled connection of the reader engine.
+    On a SQLite file each thread keeps one private connection (``query_only``),
+    so a read costs no connection set-up and keeps SQLite's page cache warm;
+    a probe is one autocommit read and sees every committed append, and a
+    :meth:`snapshot` is one deferred ``BEGIN`` … ``COMMIT`` (WAL: never waits
+    for the writer). Both read a local file in microseconds, cheap enough to
+    run on an event loop (:attr:`local`). On PostgreSQL a snapshot borrows a
+    pooled connection of the reader engine in a ``REPEATABLE READ READ ONLY``
+    transaction, so all its statements see one state of the log.
     """
 
     def __init__(self, db: Database, *, busy_timeout_ms: int = 1000) -> None:
         self.db = db
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._path: str | None = None
         database = make_url(db.url).database if db.is_sqlite else None
         if database and database != ":memory:" and not database.startswith("file:"):
-            uri = Path(database).resolve().as_uri() + "?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self._path = str(Path(database).resolve())
 
     @property
-    def blocking_is_cheap(self) -> bool:
-        """True when :meth:`size` reads a local file (no network round trip)."""
-        return self._conn is not None
+    def local(self) -> bool:
+        """True when reads go to a local SQLite file (no network round trip)."""
+        return self._path is not None
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self._path is not None
+            conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
 
     def size(self) -> LogSize:
-        if self._conn is not None:
-            with self._lock:
-                return _size_of(self._conn.execute(SIZE_SQL).fetchone())
+        """The log's size now (see :data:`SIZE_SQL`)."""
+        if self._path is not None:
+            return _size_of(self._sqlite().execute(SIZE_SQL).fetchone())
         with self.db.reader.connect() as conn:
             return _size_of(conn.exec_driver_sql(SIZE_SQL).first())
 
+    @contextmanager
+    def snapshot(self) -> Iterator[RawReader]:
+        """A :class:`RawReader` whose reads all see one committed state of the log."""
+        if self._path is not None:
+            conn = self._sqlite()
+            conn.execute("BEGIN")
+            try:
+                yield RawReader(conn, self.db.reader.dialect)
+            finally:
+                conn.execute("COMMIT")
+            return
+        with self.db.reader.connect() as sa_conn:
+            sa_conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                yield RawReader(sa_conn.connection.dbapi_connection, sa_conn.dialect)
+            finally:
+                sa_conn.rollback()
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close every private connection (the reads open new ones if used again)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
 
 
-__all__ = ["SIZE_SQL", "LogSize", "LogSizeProbe", "NodeCache", "RawReader", "inclusion_proof", "json_value",
+__all__ = ["SIZE_SQL", "LogSize", "NodeCache", "RawReader", "SnapshotReads", "inclusion_proof", "json_value",
            "latest_checkpoint", "log_size", "read_nodes", "record_bytes"]

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from ledger.digital_link import PartLink, parse_uri
 from ledger.part_reads import part_detail
 from ledger.resolve import VerdictCache, part_view, resolve_scan, scan_facts
-from ledger.storage.proof_reads import LogSizeProbe, RawReader, log_size
+from ledger.storage.proof_reads import RawReader, SnapshotReads, log_size
 from tests.api.test_scan_parts import CASES, GTIN, JSON, Shop, _doc_snippet, make_shop, scan, vehicle
 from tests.support import World
 
@@ -116,14 +116,42 @@ def test_raw_scan_reads_agree_with_the_domain_repository(shop: Shop) -> None:
     assert part_view(ledger, GTIN, "CLN0K1").claims[0]["claim_id"] == "WC-1"  # type: ignore[union-attr]
 
 
-def test_size_probe_sees_every_append(shop: Shop) -> None:
+def test_snapshot_reads_see_every_append_and_agree_with_a_session(shop: Shop) -> None:
     ledger = shop.world.ledger
-    probe = LogSizeProbe(ledger.db)
+    reads = SnapshotReads(ledger.db)
     try:
-        with ledger.db.read() as session:
-            assert probe.size() == log_size(RawReader(session)) == (ledger.size(), ledger.size())
-        shop.commission("PROBE1K1")
-        assert probe.size() == (ledger.size(), ledger.size())
-        assert probe.blocking_is_cheap == ledger.db.is_sqlite
+        with ledger.db.read() as session, reads.snapshot() as reader:
+            assert reads.size() == log_size(RawReader.of(session)) == log_size(reader) == (ledger.size(),) * 2
+        path = shop.label("CLN0K1")
+        via_snapshot = scan_facts(ledger, _link(path), resolver_base=BASE, reads=reads)
+        via_session = scan_facts(ledger, _link(path), resolver_base=BASE)
+        assert via_snapshot == via_session
+        with reads.snapshot() as reader:
+            before = log_size(reader)
+            shop.commission("PROBE1K1")  # committed while the snapshot is open: the snapshot does not see it
+            assert log_size(reader) == before
+        assert reads.size() == (ledger.size(),) * 2 != before
+        assert reads.local == ledger.db.is_sqlite
     finally:
-        probe.close()
+        reads.close()
+
+
+@pytest.mark.parametrize("query", ["lang=fr", "format=xml", "linkType=none", "activity=Install", "activity=a",
+                                   "lang=en%0A", "format=json&format=pdf"])
+def test_resolver_query_is_validated_as_fastapi_validates_it(client: TestClient, shop: Shop, query: str) -> None:
+    """The resolver parses its own query; the lot-path route keeps FastAPI's: both answer the same 422."""
+    plain = client.get(f"/01/{GTIN}/21/GEN0K1?{query}", headers=JSON)
+    with_lot = client.get(f"/01/{GTIN}/10/L2606/21/GEN0K1?{query}", headers=JSON)
+    assert plain.status_code == with_lot.status_code == 422
+    assert plain.headers["content-type"] == "application/problem+json"
+    assert plain.json() == with_lot.json()
+    assert plain.json()["code"] == "invalid_field"
+
+
+def test_resolver_query_values_reach_the_verdict(client: TestClient, shop: Shop) -> None:
+    path = shop.label("GEN0K1")
+    assert client.get(path + "&format=json").json()["part"]["label_lot"] == "L2606"
+    assert client.get(path + "&format=linkset").headers["content-type"].startswith("application/linkset+json")
+    assert "正品零件" in client.get(path + "&lang=zh").text
+    ws = client.get(path + "&format=json&workshop=riyadh-ws&activity=repair").json()["authorization"]
+    assert ws["authorized"] is True and ws["activity"] == "repair"
