@@ -219,3 +219,21 @@ def test_signatures_checked_before_the_lock_still_reject_bad_and_revoked_entries
         assert single.value.code == "revoked_key"
     finally:
         ledger.db.dispose()
+
+
+def test_receipts_of_a_batch_carry_the_same_proofs_as_the_proof_endpoint(
+        script: Script, db_url_factory: Callable[[], str]) -> None:
+    """Receipts' inclusion proofs are computed per batch from memoised subtree hashes; they must equal the
+    proofs computed independently from the stored nodes, for every position and several tree sizes."""
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        for signed in script.setup():
+            ledger.append(signed)
+        for count in (1, 2, 3, 7, 16, 33, 100):
+            batch = [script.entry("oslo-ev", "key.add",
+                                  {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+                     for _ in range(count)]
+            for receipt in ledger.append_batch(batch):
+                assert ledger.inclusion_proof(receipt.seq, receipt.tree_size)[2] == receipt.inclusion_proof
+    finally:
+        ledger.db.dispose()
