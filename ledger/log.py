@@ -22,14 +22,6 @@ against are kept referenced for the whole transaction so that the session's
 (weakly referencing) identity map serves the repeated look-ups of the same
 org and key instead of a SELECT each time.
 
-Signatures are checked before the lock where possible: the log remembers
-the public key of every key id it has seen (a key id is a hash of its key,
-so that never goes stale), and an entry whose key is known is verified in
-the caller's thread before it queues for the lock — across two threads for a
-large batch (PyNaCl releases the GIL). In the transaction such an entry is
-not verified again if its key row holds that same public key; whether the key
-is the entry's org's and not revoked is judged there, in log order, as ever.
-
 Concurrent single appends (the HTTP API runs each request in its own worker
 thread) are combined by :mod:`ledger.group_commit` into batches that share
 one transaction and one fsync; each caller still gets its receipt only after
@@ -38,9 +30,7 @@ the commit that made its entry durable, or the error that rejected it alone.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -175,29 +165,6 @@ class _NodeCache:
                 self.nodes[(int(level), int(idx))] = bytes(digest)
 
 
-_VERIFY_THREADS = 2
-_PARALLEL_VERIFY_MIN = 64  # below this a thread hand-off costs more than it saves
-_KEY_CACHE_MAX = 100_000
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _verify_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="partsledger-verify")
-        return _pool
-
-
-@dataclass(frozen=True)
-class _Checked:
-    """An entry queued for group commit, with the key its signature was verified under (if any)."""
-
-    signed: SignedEntry
-    verified_with: bytes | None
-
-
 def _rejected_entry(exc: BaseException) -> Rejected | None:
     return Rejected(exc.index, exc.error) if isinstance(exc, BatchRejected) else None
 
@@ -215,10 +182,7 @@ class Ledger:
         self._signer = Signer(origin, log_key.signing_key)
         self.clock = clock
         self.clock_policy = clock_policy or ClockPolicy()
-        self._appends: GroupCommitter[_Checked, Receipt] = GroupCommitter(self._append_checked, _rejected_entry)
-        # kid -> public key of keys seen in the log. A kid is a hash of its public key, so this never goes
-        # stale; whether the key belongs to the entry's org or is revoked is still read in the transaction.
-        self._public_keys: dict[str, bytes] = {}
+        self._appends: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(self.append_batch, _rejected_entry)
 
     # keys -------------------------------------------------------------------
     @property
@@ -233,7 +197,7 @@ class Ledger:
         Durable when it returns. Entries appended concurrently by other threads may share the
         transaction and the checkpoint (group commit); the receipt is the same either way.
         """
-        return self._appends.submit(_Checked(signed, self._preverify_one(signed)))
+        return self._appends.submit(signed)
 
     def append_batch(self, items: Sequence[SignedEntry]) -> list[Receipt]:
         """Append ``items`` in order in one transaction, all or nothing.
@@ -242,37 +206,6 @@ class Ledger:
         """
         if not items:
             raise InvalidInput("a batch needs at least one entry", code="invalid_entry")
-        return self._append_batch(items, self._preverify(items))
-
-    # signatures checked before the append lock ------------------------------------------------------
-    def _preverify_one(self, item: SignedEntry) -> bytes | None:
-        """The public key ``item``'s signature was found valid under, if its key is known; else ``None``.
-
-        Runs in the caller's thread before the entry queues for the append lock, so concurrent
-        appends verify in parallel (PyNaCl releases the GIL) and the transaction need not.
-        """
-        public = self._public_keys.get(item.entry.kid)
-        if public is None:
-            return None
-        try:
-            item.verify(public)
-        except SignatureError:
-            return None  # the transaction verifies again and rejects it in its turn
-        return public
-
-    def _preverify(self, items: Sequence[SignedEntry]) -> list[bytes | None]:
-        if len(items) < _PARALLEL_VERIFY_MIN:
-            return [self._preverify_one(item) for item in items]
-        pool = _verify_pool()
-        chunk = -(-len(items) // _VERIFY_THREADS)
-        parts = pool.map(lambda start: [self._preverify_one(i) for i in items[start:start + chunk]],
-                         range(0, len(items), chunk))
-        return [public for part in parts for public in part]
-
-    def _append_checked(self, checked: Sequence[_Checked]) -> list[Receipt]:
-        return self._append_batch([c.signed for c in checked], [c.verified_with for c in checked])
-
-    def _append_batch(self, items: Sequence[SignedEntry], verified: Sequence[bytes | None]) -> list[Receipt]:
         with self.db.write() as session:
             state = StateStore(session)
             cache = _NodeCache(session)
@@ -300,7 +233,7 @@ class Ledger:
                     continue
                 logged = self.clock()
                 try:
-                    ctx = self._admit(state, item, size, logged, verified[index])
+                    ctx = self._admit(state, item, size, logged)
                 except LedgerError as exc:
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
@@ -338,8 +271,7 @@ class Ledger:
                     receipts.append(self._receipt(session, cache, seq, duplicate, flags))
         return receipts
 
-    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str,
-               verified_with: bytes | None = None) -> Context:
+    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
         entry = item.entry
         if entry.origin != self.origin:
             raise InvalidInput(f"entry.origin {entry.origin!r} is not this log ({self.origin!r})",
@@ -370,12 +302,7 @@ class Ledger:
             if key.revoked_seq is not None:
                 raise SignatureError(f"key {entry.kid} was revoked at seq {key.revoked_seq}", code="revoked_key",
                                      field="kid")
-            public_key = bytes(key.public_key)
-            if verified_with != public_key:  # not already verified under this very key before the lock
-                item.verify(public_key)
-            if len(self._public_keys) >= _KEY_CACHE_MAX:
-                self._public_keys.clear()
-            self._public_keys[entry.kid] = public_key
+            item.verify(bytes(key.public_key))
         self._check_clock(entry.time, logged)
         ctx = Context(state=state, entry=entry, seq=seq, logged=logged)
         get_handler(entry.type)(ctx)

@@ -181,10 +181,10 @@ def test_key_added_earlier_in_a_batch_signs_a_later_entry(
         ledger.db.dispose()
 
 
-def test_signatures_checked_before_the_lock_still_reject_bad_and_revoked_entries(
+def test_bad_signature_and_revoked_key_are_rejected_at_their_index_in_a_large_batch(
         script: Script, db_url_factory: Callable[[], str]) -> None:
-    """Signatures of entries whose key the log has seen are verified before the append lock (in parallel
-    for a large batch); a bad one is still rejected at its index, and revocation is still judged in order."""
+    """With the signer's key already used in the log, a forged signature is rejected at its index in a large
+    batch and alone, and an entry signed by a key revoked earlier in the same batch is rejected in order."""
     ledger = _ledger(db_url_factory(), script)
     try:
         def add_key() -> SignedEntry:
