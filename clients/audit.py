@@ -26,13 +26,18 @@ position, chain head, frontier and facts are committed together, so a killed
 audit continues where it stopped and still checks everything exactly once.
 
 The first problem found raises :class:`~ledger.errors.IntegrityError` naming
-the first bad sequence number.
+the first bad sequence number. Long audits check the entry signatures in
+helper processes (:class:`~ledger.sigpool.SignaturePool`) while this one
+parses and chains; every signature of a page is answered before the page's
+position is committed, and a signature failure is preferred to any later
+problem found meanwhile, so the first bad record is still the one named.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,10 +54,13 @@ from ledger.checkpoint import verify_checkpoint
 from ledger.entries import ZERO_HASH
 from ledger.errors import IntegrityError, LedgerError, NotFound, ProofError
 from ledger.keys import SIGNATURE_PREFIXES, b64decode, b64encode, key_id
+from ledger.sigpool import SignaturePool
 
 Progress = Callable[[int, int], None]
 """``(records checked, records to check)`` after each page."""
 
+#: Audits of at least this many records check signatures in helper processes.
+PARALLEL_MIN_RECORDS = 20_000
 _CACHE_MAX = 4096  # keys held in memory at most (a cache, cleared when full: memory stays flat)
 _ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
@@ -140,8 +148,13 @@ class Auditor:
     """Verifies one remote log into one state file."""
 
     def __init__(self, client: PartsLedger, state_path: Path, *, page: int = 1000,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, signature_workers: int | None = None) -> None:
+        """``signature_workers``: helper processes for signatures (0: none; default: one fewer than the CPUs
+        when at least :data:`PARALLEL_MIN_RECORDS` records are to be checked)."""
         self.client = client
+        self.signature_workers = signature_workers
+        self._pool: SignaturePool | None = None
+        self._queued_kids: dict[int, str] = {}  # seq -> kid of the signatures queued in the pool (one page)
         self.state = AuditState(state_path)
         self.page = page
         self.progress = progress
@@ -153,6 +166,9 @@ class Auditor:
 
     def close(self) -> None:
         self._quiesce()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._fetcher is not None:
             self._fetcher.shutdown(wait=True)
             self._fetcher = None
@@ -194,6 +210,11 @@ class Auditor:
         prev = b64decode(state.get("prev") or b64encode(ZERO_HASH), field="prev", size=32)
         compact = state.frontier()
         seq = start
+        workers = self.signature_workers
+        if workers is None:
+            workers = (os.cpu_count() or 1) - 1 if target.size - start >= PARALLEL_MIN_RECORDS else 0
+        if workers > 0 and self._pool is None:
+            self._pool = SignaturePool(workers)
         if seq < target.size:
             self._prefetch(seq, target)
         while seq < target.size:
@@ -203,11 +224,16 @@ class Auditor:
             after = seq + len(page)  # client.records checked that the page holds seq, seq + 1, ... in order
             if after < target.size:
                 self._prefetch(after, target)
-            for served in page:
-                self._check(served, prev, origin, target)
-                self._apply(served)
-                compact.append(served.leaf_hash)
-                prev = served.leaf_hash
+            try:
+                for served in page:
+                    self._check(served, prev, origin, target)
+                    self._apply(served)
+                    compact.append(served.leaf_hash)
+                    prev = served.leaf_hash
+                self._signatures_answered()  # nothing is committed before its signature is checked
+            except IntegrityError as exc:
+                self._signatures_answered(before=exc.seq)
+                raise
             seq = after
             state.put("next_seq", str(seq))
             state.put("prev", b64encode(prev))
@@ -251,6 +277,12 @@ class Auditor:
             _org, public, _added, revoked = key
             if revoked is not None and revoked < seq:
                 raise IntegrityError(f"record {seq}: key {entry.kid} was revoked at seq {revoked}", seq=seq)
+        if self._pool is not None:
+            self._queued_kids[seq] = entry.kid
+            failed = self._pool.add(seq, public, _ENTRY_PREFIX + entry.canonical, record.signed.signature)
+            if failed is not None:
+                raise self._bad_signature(failed)
+            return
         verify_key = self._verify_keys.get(public)
         if verify_key is None:
             if len(self._verify_keys) >= _CACHE_MAX:
@@ -261,6 +293,24 @@ class Auditor:
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
             raise IntegrityError(f"record {seq}: the entry's signature does not verify under key {entry.kid}",
                                  seq=seq) from None
+
+    def _bad_signature(self, seq: int) -> IntegrityError:
+        kid = self._queued_kids.get(seq, "?")
+        return IntegrityError(f"record {seq}: the entry's signature does not verify under key {kid}", seq=seq)
+
+    def _signatures_answered(self, before: int | None = -1) -> None:
+        """Wait for the queued signatures; raise for the first that failed.
+
+        After a problem at ``before`` (``None``: at no particular record) only a failure at or before it is
+        raised here — the caller raises its own problem otherwise.
+        """
+        if self._pool is None:
+            return
+        failed = self._pool.drain()
+        kids, self._queued_kids = self._queued_kids, {}
+        if failed is not None and (before == -1 or before is None or failed <= before):
+            self._queued_kids = kids
+            raise self._bad_signature(failed) from None
 
     def _genesis_key(self, served: ServedRecord) -> bytes:
         entry = served.record.entry
@@ -432,12 +482,12 @@ class Auditor:
 
 
 def audit(client: PartsLedger, state_path: Path, *, page: int = 1000, progress: Progress | None = None,
-          compare: bool = True) -> AuditReport:
-    auditor = Auditor(client, state_path, page=page, progress=progress)
+          compare: bool = True, signature_workers: int | None = None) -> AuditReport:
+    auditor = Auditor(client, state_path, page=page, progress=progress, signature_workers=signature_workers)
     try:
         return auditor.run(compare=compare)
     finally:
         auditor.close()
 
 
-__all__ = ["AuditReport", "AuditState", "Auditor", "Progress", "audit"]
+__all__ = ["PARALLEL_MIN_RECORDS", "AuditReport", "AuditState", "Auditor", "Progress", "audit"]
