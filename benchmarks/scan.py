@@ -12,11 +12,11 @@ Not a test; run by hand::
 3. For 8, 32 and 64 concurrent clients (closed loop, keep-alive
    connections, raw HTTP/1.1 so the client is not the bottleneck), runs each
    for ``--seconds`` and records throughput and p50/p99 latency: the bare
-   endpoint, then the scan *cold* (random labels among every commissioned
+   endpoint, the scan *cold* (random labels among every commissioned
    serial: almost every scan misses the verdict cache and computes verdict
-   and proof afresh) and *hot* (``--hot`` distinct labels scanned again and
-   again at an unchanged log: the cached-response path), each in a fresh
-   server process.
+   and proof afresh) and the scan *hot* (``--hot`` distinct labels scanned
+   again and again at an unchanged log: the cached-response path), each in
+   its own server process, back to back for each concurrency.
 
 Targets: scan throughput ≥ 1/3 of the bare endpoint's, scan p99 ≤ 3× the bare p99.
 """
@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +188,8 @@ async def _load(port: int, paths: list[str], clients: int, seconds: float) -> di
     }
 
 
-def measure(port: int, paths: list[str], seconds: float) -> list[dict[str, Any]]:
-    asyncio.run(_load(port, paths[:50], 8, 2.0))  # warm-up (a few labels only: the cold runs stay cold)
-    return [asyncio.run(_load(port, paths, n, seconds)) for n in CONCURRENCY]
+def warm_up(port: int, paths: list[str]) -> None:
+    asyncio.run(_load(port, paths[:50], 8, 2.0))  # a few labels only: the cold runs stay cold
 
 
 def _loadavg() -> str:
@@ -239,15 +238,25 @@ def main(argv: list[str] | None = None) -> None:
         "scan_rate_limit": "lifted for the run (ApiLimits(scan_rate_per_minute=10**9, scan_burst=10**9))",
         "loadavg_start": _loadavg(),
     }
-    with server("bare", data_dir, args.db) as port:
-        results["bare"] = measure(port, cold, args.seconds)
-    runs: list[tuple[str, list[str]]] = [("cold", cold)]
+    runs: dict[str, list[str]] = {"bare": cold, "cold": cold}
     if args.hot:
-        runs.append(("hot", random.Random(7).sample(cold, min(args.hot, len(cold)))))
-    for name, paths in runs:
-        with server("scan", data_dir, args.db) as port:  # a fresh process: empty caches
-            scan = measure(port, paths, args.seconds)
-        results[name] = {"distinct_labels": len(paths), "scan": scan, "ratios": _ratios(scan, results["bare"])}
+        runs["hot"] = random.Random(7).sample(cold, min(args.hot, len(cold)))
+    measured: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    # All servers up at once (idle ones cost nothing), each warmed up; then for each concurrency the bare
+    # endpoint, the cold scan and the hot scan run back to back, so load from elsewhere on the machine
+    # drifts as little as possible between a scan figure and the bare figure it is divided by.
+    with ExitStack() as stack:
+        ports = {name: stack.enter_context(server("bare" if name == "bare" else "scan", data_dir, args.db))
+                 for name in runs}
+        for name, paths in runs.items():
+            warm_up(ports[name], paths)
+        for clients in CONCURRENCY:
+            for name, paths in runs.items():
+                measured[name].append(asyncio.run(_load(ports[name], paths, clients, args.seconds)))
+    results["bare"] = measured["bare"]
+    for name in [n for n in runs if n != "bare"]:
+        results[name] = {"distinct_labels": len(runs[name]), "scan": measured[name],
+                         "ratios": _ratios(measured[name], measured["bare"])}
     results["loadavg_end"] = _loadavg()
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))

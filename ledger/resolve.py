@@ -284,8 +284,8 @@ class CachedVerdict:
 
     def to_json(self, *, authorization: dict[str, Any] | None, now: str) -> bytes:
         """The full verdict's JSON: equal to rendering :meth:`complete` (same keys, same order)."""
-        return b"".join((self.json_head, b',"authorization":', _json(authorization), b',"checked_at":', _json(now),
-                         b"}"))
+        rendered = b"null" if authorization is None else _json(authorization)
+        return b"".join((self.json_head, b',"authorization":', rendered, b',"checked_at":', _json(now), b"}"))
 
     def complete(self, *, authorization: dict[str, Any] | None, now: str) -> dict[str, Any]:
         return {**self.document, "authorization": authorization, "checked_at": now}

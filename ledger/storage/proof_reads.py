@@ -31,11 +31,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlmodel import Session
 
 from ledger import merkle
+from ledger.errors import IntegrityError
 from ledger.storage.db import Database
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 
@@ -161,28 +162,33 @@ class NodeCache:
                 self._items.popitem(last=False)
 
 
-@functools.lru_cache(maxsize=128)
-def _nodes_at_level(count: int) -> Select[Any]:
-    """Nodes ``(level = :level AND idx IN (:i0, ...))``: answered from the primary key by SQLite and PostgreSQL
-    alike (a row-value ``IN ((level, idx), ...)`` makes SQLite scan the whole node table). Cached, so the
-    statement keeps its identity and is compiled once per dialect."""
-    return (select(NODES.c.idx, NODES.c.hash)
-            .where(NODES.c.level == bindparam("level"), NODES.c.idx.in_([bindparam(f"i{k}") for k in range(count)])))
+@functools.lru_cache(maxsize=256)
+def _nodes_query(shape: tuple[int, ...]) -> Select[Any]:
+    """Nodes ``(level = :l0 AND idx IN (:i0_0, ...)) OR (level = :l1 AND ...)``, ``shape[j]`` indexes at the
+    j-th level: one statement that SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) both answer from
+    the primary key; a row-value ``IN ((level, idx), ...)`` makes SQLite scan the whole node table. Cached
+    by shape, so each statement keeps its identity and is compiled once per dialect."""
+    terms = [and_(NODES.c.level == bindparam(f"l{j}"), NODES.c.idx.in_([bindparam(f"i{j}_{k}") for k in range(n)]))
+             for j, n in enumerate(shape)]
+    return select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
 
 
 def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
                cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
-    """The stored hashes of ``keys`` (absent keys are absent from the answer), one query per level."""
+    """The stored hashes of ``keys`` (absent keys are absent from the answer), in at most one query."""
     wanted = list(dict.fromkeys(keys))
     found, missing = cache.lookup(wanted) if cache is not None else ({}, wanted)
+    if not missing:
+        return found
     by_level: dict[int, list[int]] = {}
     for level, idx in missing:
         by_level.setdefault(level, []).append(idx)
-    fetched: dict[merkle.NodeKey, bytes] = {}
-    for level, idxs in by_level.items():
-        params = {"level": level, **{f"i{k}": idx for k, idx in enumerate(idxs)}}
-        for row in reader.rows(_nodes_at_level(len(idxs)), params):
-            fetched[(level, int(row["idx"]))] = bytes(row["hash"])
+    params: dict[str, int] = {}
+    for j, (level, idxs) in enumerate(by_level.items()):
+        params[f"l{j}"] = level
+        params.update({f"i{j}_{k}": idx for k, idx in enumerate(idxs)})
+    fetched = {(int(row["level"]), int(row["idx"])): bytes(row["hash"])
+               for row in reader.rows(_nodes_query(tuple(len(i) for i in by_level.values())), params)}
     if cache is not None and fetched:
         cache.add(fetched)
     found.update(fetched)
@@ -191,13 +197,24 @@ def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
 
 def inclusion_proof(reader: RawReader, seq: int, size: int,
                     cache: NodeCache | None = None) -> tuple[bytes, list[bytes]]:
-    """``(leaf hash, RFC 9162 proof)`` of record ``seq`` in the tree of ``size``, from stored nodes."""
+    """``(leaf hash, RFC 9162 proof)`` of record ``seq`` in the tree of ``size``, from stored nodes.
+
+    The leaf is read with the proof's nodes: one query for whatever the node cache lacks.
+    """
+    leaf: list[bytes] = []
 
     def get(keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
-        return read_nodes(reader, keys, cache)
+        nodes = read_nodes(reader, [*keys, (0, seq)], cache)
+        if (0, seq) in nodes and not leaf:
+            leaf.append(nodes[(0, seq)])
+        return nodes
 
-    leaf = get([(0, seq)])[(0, seq)]
-    return leaf, merkle.inclusion_proof(seq, size, get)
+    proof = merkle.inclusion_proof(seq, size, get)
+    if not leaf:  # an empty proof (a one-leaf tree) reads no node
+        get([])
+    if not leaf or len(leaf[0]) != merkle.HASH_SIZE:
+        raise IntegrityError(f"Merkle node (level=0, index={seq}) is missing from the store or malformed")
+    return leaf[0], proof
 
 
 class SnapshotReads:
