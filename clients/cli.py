@@ -15,6 +15,7 @@ traceback for a user error, and none prints a private key or passphrase.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,6 +70,9 @@ LogKeyFileOption = Annotated[Path | None, typer.Option(
     "--log-key", help="Log signing key file, created (mode 0600) if missing (default: DATA_DIR/log.key, or "
                       "PARTSLEDGER_LOG_KEY)")]
 
+WorkersOption = Annotated[int, typer.Option(min=1, help="uvicorn worker processes (each opens the ledger; the "
+                                                        "database serialises their appends)")]
+
 
 def _settings(db: str | None, data_dir: Path, origin: str | None = None, log_key: Path | None = None) -> Any:
     from ledger.service import LedgerSettings
@@ -84,7 +88,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     origin: Annotated[str | None, typer.Option(help="Log origin (first checkpoint line)")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: WorkersOption = 1,
     log_key: LogKeyFileOption = None,
 ) -> None:
     """Serve the ledger over HTTP (SQLite in ./partsledger-data by default)."""
@@ -98,8 +102,15 @@ def serve(
     ledger = open_ledger(settings)
     console.print(f"partsledger: log {ledger.origin!r}, {ledger.size()} records, "
                   f"database {ledger.db.dialect}; listening on http://{host}:{port}")
-    del workers
-    uvicorn.run(create_app(ApiSettings(ledger=settings), ledger=ledger), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(ApiSettings(ledger=settings), ledger=ledger), host=host, port=port,
+                    log_level="info")
+        return
+    # Each worker process opens the same ledger from the environment (api.server.app_from_env).
+    os.environ.update({"PARTSLEDGER_DB": settings.database_url, "PARTSLEDGER_DATA_DIR": str(settings.data_dir),
+                       "PARTSLEDGER_ORIGIN": ledger.origin, "PARTSLEDGER_LOG_KEY": str(settings.log_key_path)})
+    ledger.db.dispose()
+    uvicorn.run("api.server:app_from_env", factory=True, workers=workers, host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -110,7 +121,7 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     origin: Annotated[str | None, typer.Option(help="Log origin (first checkpoint line)")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: WorkersOption = 1,
     serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after building")] = True,
     log_key: LogKeyFileOption = None,
 ) -> None:
@@ -128,12 +139,35 @@ def demo(
         console.print(f"partsledger demo: {summary['records']} records written; orgs: "
                       f"{', '.join(sorted(summary['orgs'].values()))}; their keys are in {summary['key_dir']}",
                       soft_wrap=True)
+        console.print("Scan these labels (open them in a browser, or `partsledger scan URI`; the phone "
+                      f"scanner is at http://{host}:{port}/scan):", soft_wrap=True)
+        for verdict, uri in demo_labels(ledger, world.parts, f"http://{host}:{port}"):
+            console.print(f"  {verdict:<9} {uri}", soft_wrap=True, markup=False, highlight=False)
     else:
         console.print(f"partsledger demo: the database already holds {ledger.size()} records; serving it as it is "
                       "(the demo world is only built into a fresh database)", soft_wrap=True)
     ledger.db.dispose()
     if serve_it:
         serve(db=db, data_dir=data_dir, host=host, port=port, origin=origin, workers=workers, log_key=log_key)
+
+
+def demo_labels(ledger: Any, parts: dict[str, tuple[str, str]], base: str) -> list[tuple[str, str]]:
+    """One signed label URI per verdict the demo world shows, with that verdict as the ledger judges it."""
+    from ledger.digital_link import build_uri
+    from ledger.resolve import label_sig, part_view
+    from ledger.verdict import judge
+
+    shown: dict[str, str] = {}
+    for name in ("brake_pads_4", "adas_radar", "brake_pads_1", "brake_pads_0", "hv_pack_1", "second_life_pack"):
+        gtin, serial = parts[name]
+        view = part_view(ledger, gtin, serial)
+        if view is None:
+            continue
+        sig = label_sig(ledger, view)
+        verdict = judge(view.facts, sig="valid" if sig else "missing").verdict
+        shown.setdefault(verdict, build_uri(base, gtin, serial, lot=view.facts.lot, sig=sig))
+    return sorted(shown.items(), key=lambda item: ("genuine", "recalled", "suspect", "retired",
+                                                   "unknown").index(item[0]))
 
 
 @app.command()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from ledger.checkpoint import verify_checkpoint
-from ledger.keys import read_key_file
+from ledger.entries import SignedEntry, make_signed_entry
+from ledger.keys import KeyPair, b64encode, read_key_file
 from ledger.note import Signer, parse_verifier_key
-from tests.clients.running import start_server
+from tests.clients.running import cli, start_server
 
 
 @pytest.mark.parametrize("command", ["serve", "demo"])
@@ -37,3 +41,42 @@ def test_log_key_option_places_the_signing_key_and_the_server_signs_with_it(tmp_
     finally:
         again.stop()
     assert key_file.read_bytes() == before
+
+
+def _worker_pids(parent: int) -> set[int]:
+    """Processes whose parent is ``parent`` (the uvicorn worker processes), from /proc."""
+    pids = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.add(int(stat_file.parent.name))
+    return pids
+
+
+def test_serve_with_two_workers_appends_from_both_into_one_chain(tmp_path: Path, db_url: str) -> None:
+    server = start_server(tmp_path, db_url, extra=["--workers", "2"])
+    try:
+        assert len(_worker_pids(server.process.pid)) >= 2  # a spawn helper may be there too
+        operator = read_key_file(server.operator_key)
+        served = httpx.get(f"{server.url}/v1/log/key", timeout=10).json()
+        entries = [make_signed_entry(operator, origin=served["origin"], type="key.add", org="partsledger-operator",
+                                     body={"org_id": "partsledger-operator",
+                                           "public_key": b64encode(KeyPair.generate().public_key)})
+                   for _ in range(40)]
+
+        def post(entry: SignedEntry) -> dict[str, Any]:
+            response = httpx.post(f"{server.url}/v1/entries", json=entry.to_json(), timeout=60)
+            assert response.status_code == 201, response.text
+            return dict(response.json())
+
+        with ThreadPoolExecutor(8) as pool:  # new connections each: spread over both workers
+            receipts = list(pool.map(post, entries))
+        assert sorted(r["seq"] for r in receipts) == list(range(1, 41))  # no gap, no duplicate, no fork
+    finally:
+        server.stop()
+    result = cli("verify", "--db", db_url, "--data-dir", str(server.data_dir), "--json", home=tmp_path / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["records"] == 41

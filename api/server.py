@@ -1,0 +1,23 @@
+"""The ASGI app as each uvicorn worker process builds it (``partsledger serve --workers N``).
+
+Worker processes cannot share the parent's open ledger, so each opens its own
+from the ``PARTSLEDGER_*`` environment that ``serve`` sets before starting them.
+The database serialises appends across processes (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL); group commit works within each process.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import ApiSettings
+from ledger.service import LedgerSettings
+
+
+def app_from_env() -> FastAPI:
+    """A fresh app over the ledger that the ``PARTSLEDGER_*`` environment names."""
+    return create_app(ApiSettings(ledger=LedgerSettings.from_env()))
+
+
+__all__ = ["app_from_env"]
