@@ -65,9 +65,9 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.state.settings = settings
     app.state.ledger = ledger
     install_problem_handlers(app)
+    app.include_router(scan_routes.router)  # first: the public scan is the hottest path (fewest routes tried)
     app.include_router(log_routes.router)
     app.include_router(parts_routes.router)
-    app.include_router(scan_routes.router)
     app.include_router(vehicle_routes.router)
     app.include_router(epcis_routes.router)
     app.include_router(scanner_page.router)

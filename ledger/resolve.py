@@ -108,6 +108,17 @@ _Q_OPEN_INSTALLS = (select(_INSTALLS)
                     .order_by(_INSTALLS.c.seq))
 _Q_KEYS = (select(_KEYS.c.kid, _KEYS.c.public_key, _KEYS.c.compromised_at)
            .where(_KEYS.c.org_id == bindparam("org")).order_by(_KEYS.c.added_seq))
+# Most parts have no flag, claim, open installation or open recall: one statement of four indexed
+# existence probes decides which of those four lists must be read at all.
+_Q_PRESENT = select(
+    select(_FLAGS.c.id).where(_FLAGS.c.subject == bindparam("subject")).limit(1).scalar_subquery().label("flags"),
+    select(_CLAIMS.c.claim_id).where(_CLAIMS.c.gtin == _G, _CLAIMS.c.serial == _S).limit(1)
+    .scalar_subquery().label("claims"),
+    select(_INSTALLS.c.seq).where(_INSTALLS.c.gtin == _G, _INSTALLS.c.serial == _S, _INSTALLS.c.removed_seq.is_(None))
+    .limit(1).scalar_subquery().label("installs"),
+    select(_RECALLS.c.campaign_id).where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1)
+    .scalar_subquery().label("recalls"),
+)
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
@@ -144,11 +155,13 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str) -> PartVie
     part = reader.first(_Q_PART, ids)
     if part is None:
         return None
+    about = subject(gtin, serial)
     events = reader.rows(_Q_EVENTS, ids)
-    flags = reader.rows(_Q_OPEN_FLAGS, {"subject": subject(gtin, serial)})
-    recalls = _open_recalls(reader, gtin, serial)
-    claims = reader.rows(_Q_CLAIMS, ids)
-    installs = reader.rows(_Q_OPEN_INSTALLS, ids)
+    present = reader.first(_Q_PRESENT, {**ids, "subject": about}) or {}
+    flags = reader.rows(_Q_OPEN_FLAGS, {"subject": about}) if present.get("flags") is not None else []
+    recalls = _open_recalls(reader, gtin, serial) if present.get("recalls") is not None else []
+    claims = reader.rows(_Q_CLAIMS, ids) if present.get("claims") is not None else []
+    installs = reader.rows(_Q_OPEN_INSTALLS, ids) if present.get("installs") is not None else []
     keys = reader.rows(_Q_KEYS, {"org": part["commissioned_by"]})
     commission_key = next((k for k in keys if k["kid"] == part["commissioned_kid"]), None)
     commissioned_at = events[0]["logged"] if events else None
