@@ -56,8 +56,6 @@ REPO = Path(__file__).resolve().parents[1]
 ORIGIN = "bench.partsledger/proofs"
 DEFAULT_PG = os.environ.get("PARTSLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATIO_MAX = 3.0
-#: The scan path's reader over a session (newer proof_reads); older versions take the session itself.
-_RAW_READER: Any = getattr(proof_reads, "RawReader", None)
 CHUNK = 20_000  # node rows per insert transaction while seeding
 
 
@@ -142,7 +140,7 @@ class Tree:
             seq = rng.randrange(self.size)
             t0 = clock()
             with self.db.read() as session:
-                reader: Any = session if _RAW_READER is None else _RAW_READER(session)
+                reader = proof_reads.RawReader.of(session)
                 leaf, proof = proof_reads.inclusion_proof(reader, seq, self.size)  # no node cache: storage reads
             self.times["inclusion_scan_path"].append(clock() - t0)
             self._check_inclusion(seq, self.size, leaf, proof, "inclusion_scan_path")

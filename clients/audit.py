@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,13 +53,11 @@ from ledger.checkpoint import verify_checkpoint
 from ledger.entries import ZERO_HASH
 from ledger.errors import IntegrityError, LedgerError, NotFound, ProofError
 from ledger.keys import SIGNATURE_PREFIXES, b64decode, b64encode, key_id
-from ledger.sigpool import SignaturePool
+from ledger.sigpool import PARALLEL_MIN_RECORDS, SignaturePool, default_workers
 
 Progress = Callable[[int, int], None]
 """``(records checked, records to check)`` after each page."""
 
-#: Audits of at least this many records check signatures in helper processes.
-PARALLEL_MIN_RECORDS = 20_000
 _CACHE_MAX = 4096  # keys held in memory at most (a cache, cleared when full: memory stays flat)
 _ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
@@ -149,8 +146,8 @@ class Auditor:
 
     def __init__(self, client: PartsLedger, state_path: Path, *, page: int = 1000,
                  progress: Progress | None = None, signature_workers: int | None = None) -> None:
-        """``signature_workers``: helper processes for signatures (0: none; default: one fewer than the CPUs
-        when at least :data:`PARALLEL_MIN_RECORDS` records are to be checked)."""
+        """``signature_workers``: helper processes for signatures (0: none; default:
+        :func:`~ledger.sigpool.default_workers` — none below :data:`PARALLEL_MIN_RECORDS` records)."""
         self.client = client
         self.signature_workers = signature_workers
         self._pool: SignaturePool | None = None
@@ -212,7 +209,7 @@ class Auditor:
         seq = start
         workers = self.signature_workers
         if workers is None:
-            workers = (os.cpu_count() or 1) - 1 if target.size - start >= PARALLEL_MIN_RECORDS else 0
+            workers = default_workers(target.size - start)
         if workers > 0 and self._pool is None:
             self._pool = SignaturePool(workers)
         if seq < target.size:

@@ -83,6 +83,23 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         stdout.flush()
 
 
+#: Only ledgers of at least this many records are worth starting helper processes for.
+PARALLEL_MIN_RECORDS = 20_000
+
+
+def default_workers(records: int) -> int:
+    """Helper processes for ``records`` signatures: one fewer than the CPUs, if that many are idle.
+
+    None for small jobs, and none on a machine whose run queue already fills its CPUs (load average):
+    helpers then only take turns with this process and add the cost of the pipes.
+    """
+    cpus = os.cpu_count() or 1
+    if records < PARALLEL_MIN_RECORDS or cpus < 2:
+        return 0
+    idle = cpus - os.getloadavg()[0]
+    return max(0, min(cpus - 1, int(idle)))
+
+
 class SignaturePool:
     """Verifies tagged signatures in ``workers`` processes, at most ``depth`` batches in flight per worker."""
 
@@ -172,4 +189,4 @@ if __name__ == "__main__":
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
-__all__ = ["SignaturePool", "serve", "verify_items"]
+__all__ = ["PARALLEL_MIN_RECORDS", "SignaturePool", "default_workers", "serve", "verify_items"]

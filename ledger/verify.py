@@ -18,7 +18,6 @@ first bad sequence number and what is wrong with it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -34,13 +33,11 @@ from ledger.entries import ZERO_HASH, Record, parse_record
 from ledger.errors import IntegrityError, LedgerError, NotFound
 from ledger.keys import SIGNATURE_PREFIXES, b64decode, key_id
 from ledger.note import Verifier, open_note, parse_verifier_key
-from ledger.sigpool import SignaturePool
+from ledger.sigpool import PARALLEL_MIN_RECORDS, SignaturePool, default_workers
 from ledger.storage.db import Database
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 
 PAGE = 2000
-#: Ledgers with at least this many records have their signatures checked by helper processes.
-PARALLEL_MIN_RECORDS = 20_000
 _ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
 
@@ -146,7 +143,7 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
     line — so a holder of the key file need not know the origin; all checkpoints must still name one origin.
 
     ``signature_workers``: helper processes for the entry signatures (0: none, all in this process;
-    default: one fewer than the CPUs, for ledgers of at least :data:`PARALLEL_MIN_RECORDS` records).
+    default: :func:`~ledger.sigpool.default_workers` — none below :data:`PARALLEL_MIN_RECORDS` records).
     """
     report = VerifyReport()
     with db.read() as session:
@@ -194,9 +191,7 @@ def verify_database(db: Database, *, verifier_key: str | None = None, expected_o
             raise IntegrityError(f"checkpoint of size {size}: origin {cp.origin!r} is not {origin!r}",
                                  seq=max(size - 1, 0))
     report.origin = origin
-    workers = signature_workers
-    if workers is None:
-        workers = (os.cpu_count() or 1) - 1 if record_count >= PARALLEL_MIN_RECORDS else 0
+    workers = default_workers(record_count) if signature_workers is None else signature_workers
     pool = SignaturePool(workers) if workers > 0 else None
     try:
         expected, compact = _verify_records(db, checkpoints, origin, KeyTracker(pool), report, progress)

@@ -7,6 +7,7 @@ the same seq and the same fault.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ from ledger.entries import parse_record
 from ledger.errors import IntegrityError
 from ledger.keys import read_key_file
 from ledger.service import LedgerSettings
-from ledger.sigpool import SignaturePool, verify_items
+from ledger.sigpool import PARALLEL_MIN_RECORDS, SignaturePool, default_workers, verify_items
 from ledger.storage.db import Database
 from ledger.verify import verify_database
 from tests.ledger import test_tamper as tamper
@@ -126,3 +127,14 @@ def test_the_pool_passes_good_signatures_and_refuses_malformed_keys() -> None:
         assert pool.drain() == 2
     assert verify_items([(bytes(key.verify_key), b"m", signed.signature)]) == -1
     assert verify_items([(bytes(key.verify_key), b"n", signed.signature)]) == 0
+
+
+@pytest.mark.parametrize(("records", "cpus", "load", "expected"), [
+    (PARALLEL_MIN_RECORDS - 1, 8, 0.0, 0), (PARALLEL_MIN_RECORDS, 1, 0.0, 0), (PARALLEL_MIN_RECORDS, 2, 0.2, 1),
+    (10**6, 8, 0.5, 7), (10**6, 8, 5.5, 2), (10**6, 2, 1.5, 0), (10**6, 2, 4.0, 0),
+])
+def test_helpers_only_for_large_jobs_on_idle_cpus(monkeypatch: pytest.MonkeyPatch, records: int, cpus: int,
+                                                  load: float, expected: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert default_workers(records) == expected
