@@ -18,7 +18,8 @@ Not a test; run by hand::
    again and again at an unchanged log: the cached-response path), each in
    its own server process, back to back for each concurrency.
 
-Targets: scan throughput ≥ 1/3 of the bare endpoint's, scan p99 ≤ 3× the bare p99.
+Targets: scan throughput ≥ 1/3 of the bare endpoint's, scan p99 ≤ 3× the bare p99. The results file
+holds one entry per database (``sqlite``, ``postgresql``); a run replaces its own.
 """
 
 from __future__ import annotations
@@ -276,7 +277,13 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = {"distinct_labels": len(runs[name]), "scan": chosen_scan, "bare": chosen_bare,
                          "ratios": _ratios(chosen_scan, chosen_bare)}
     results["loadavg_end"] = _loadavg()
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    # One file for both databases: this run replaces its own database's entry and keeps the other's.
+    stored: dict[str, Any] = {}
+    with suppress(OSError, ValueError):
+        stored = json.loads(args.out.read_text(encoding="utf-8"))
+    stored = {k: v for k, v in stored.items() if k in {"sqlite", "postgresql"}}
+    stored[results["database"]] = results
+    args.out.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 
