@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BindParameter, Table, bindparam, select
 
@@ -75,6 +75,49 @@ def part_view(ledger: Ledger, gtin: str, serial: str) -> PartView | None:
     """The part's facts from the domain projections (one read transaction), or ``None`` if never commissioned."""
     with ledger.db.read() as session:
         return _part_view(proof_reads.RawReader.of(session), gtin, serial)
+
+
+T = TypeVar("T")
+
+
+class Once(Protocol):
+    """Computes a value once per key and log size (see :class:`SizeMemo`), or every time (``_every_time``)."""
+
+    def __call__(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T: ...
+
+
+def _every_time(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    return compute()
+
+
+class SizeMemo:
+    """Small facts shared by many verdicts (the newest checkpoint, an org and its keys) by (what, log size).
+
+    Like verdicts, they are pure functions of the log, and the log's size
+    read in the same snapshot names the state they were read in: never stale.
+    """
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def bind(self, size: proof_reads.LogSize) -> Once:
+        def once(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+            full = (*key, size)
+            with self._lock:
+                if full in self._items:
+                    self._items.move_to_end(full)
+                    found: T = self._items[full]
+                    return found
+            value = compute()
+            with self._lock:
+                self._items[full] = value
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
+            return value
+
+        return once
 
 
 def _table(model: type) -> Table:
@@ -150,7 +193,7 @@ def _claim_json(row: dict[str, Any]) -> dict[str, Any]:
             "reason_codes": list(proof_reads.json_value(row["reason_codes"]))}
 
 
-def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str) -> PartView | None:
+def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once = _every_time) -> PartView | None:
     ids = {"gtin": gtin, "serial": serial}
     part = reader.first(_Q_PART, ids)
     if part is None:
@@ -162,7 +205,8 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str) -> PartVie
     recalls = _open_recalls(reader, gtin, serial) if present.get("recalls") is not None else []
     claims = reader.rows(_Q_CLAIMS, ids) if present.get("claims") is not None else []
     installs = reader.rows(_Q_OPEN_INSTALLS, ids) if present.get("installs") is not None else []
-    keys = reader.rows(_Q_KEYS, {"org": part["commissioned_by"]})
+    org = part["commissioned_by"]
+    keys = once(("keys", org), lambda: reader.rows(_Q_KEYS, {"org": org}))
     commission_key = next((k for k in keys if k["kid"] == part["commissioned_kid"]), None)
     commissioned_at = events[0]["logged"] if events else None
     compromised_at = commission_key["compromised_at"] if commission_key is not None else None
@@ -254,9 +298,10 @@ def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[S
     return "invalid", None
 
 
-def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache | None) -> dict[str, Any] | None:
+def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache | None,
+           once: Once = _every_time) -> dict[str, Any] | None:
     """Inclusion of record ``seq`` in the latest checkpoint, read in the same transaction as the facts."""
-    checkpoint = proof_reads.latest_checkpoint(reader)
+    checkpoint = once(("checkpoint",), lambda: proof_reads.latest_checkpoint(reader))
     raw = proof_reads.record_bytes(reader, seq)
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
@@ -266,8 +311,8 @@ def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache
             "inclusion_proof": merkle.encode_proof(proof), "checkpoint": note}
 
 
-def _org_summary(reader: proof_reads.RawReader, org_id: str) -> dict[str, Any] | None:
-    org = reader.first(_Q_ORG, {"org": org_id})
+def _org_summary(reader: proof_reads.RawReader, org_id: str, once: Once = _every_time) -> dict[str, Any] | None:
+    org = once(("org", org_id), lambda: reader.first(_Q_ORG, {"org": org_id}))
     return None if org is None else {k: org[k] for k in ("org_id", "name", "kind", "country")}
 
 
@@ -326,12 +371,14 @@ class VerdictCache:
     transaction that computed it is never stale: the first append after it
     changes the key. Repeated scans of the same label (a phone reloading, a
     shelf being checked twice) then cost one small query. It also holds the
-    Merkle node cache of the proofs it builds (:class:`~ledger.storage.proof_reads.NodeCache`).
+    Merkle node cache of the proofs it builds (:class:`~ledger.storage.proof_reads.NodeCache`) and the
+    facts many verdicts share (:class:`SizeMemo`).
     """
 
     def __init__(self, maxsize: int = 4096, *, node_cache_size: int = 65_536) -> None:
         self.maxsize = maxsize
         self.nodes = proof_reads.NodeCache(node_cache_size)
+        self.shared = SizeMemo()
         self._items: OrderedDict[CacheKey, CachedVerdict] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -360,10 +407,10 @@ class VerdictCache:
 
 
 def _facts_document(ledger: Ledger, reader: proof_reads.RawReader, link: PartLink, resolver_base: str,
-                    nodes: proof_reads.NodeCache | None) -> dict[str, Any]:
-    view = _part_view(reader, link.gtin, link.serial)
-    maker = _org_summary(reader, view.facts.commissioned_by) if view else None
-    proof = _proof(reader, view.latest_seq, nodes) if view else None
+                    nodes: proof_reads.NodeCache | None, once: Once = _every_time) -> dict[str, Any]:
+    view = _part_view(reader, link.gtin, link.serial, once)
+    maker = _org_summary(reader, view.facts.commissioned_by, once) if view else None
+    proof = _proof(reader, view.latest_seq, nodes, once) if view else None
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None
@@ -403,12 +450,14 @@ def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: Ver
     state of the log, and the entry is cached under that state's size.
     """
     with (reads.snapshot() if reads is not None else _session_snapshot(ledger)) as reader:
-        key = VerdictCache.key(link, resolver_base, proof_reads.log_size(reader))
+        size = proof_reads.log_size(reader)
+        key = VerdictCache.key(link, resolver_base, size)
         found = cache.get(key) if cache is not None else None
         if found is not None:
             return found
         value = CachedVerdict.of(_facts_document(ledger, reader, link, resolver_base,
-                                                 cache.nodes if cache is not None else None))
+                                                 cache.nodes if cache is not None else None,
+                                                 cache.shared.bind(size) if cache is not None else _every_time))
     if cache is not None:
         cache.put(key, value)
     return value

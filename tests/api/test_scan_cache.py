@@ -155,3 +155,15 @@ def test_resolver_query_values_reach_the_verdict(client: TestClient, shop: Shop)
     assert "正品零件" in client.get(path + "&lang=zh").text
     ws = client.get(path + "&format=json&workshop=riyadh-ws&activity=repair").json()["authorization"]
     assert ws["authorized"] is True and ws["activity"] == "repair"
+
+
+def test_shared_org_facts_follow_a_key_compromise(client: TestClient, shop: Shop) -> None:
+    """The commissioning org's keys are memoised per log size across verdicts: a revocation is seen at once."""
+    path = shop.label("GEN0K1")
+    before = scan(client, path)
+    assert before["verdict"] == "genuine" and "key_compromised" not in {r["code"] for r in before["reasons"]}
+    scan(client, shop.label("RCL0K1", lot="BAD1"))  # another verdict from the same org's memoised keys
+    shop.world.append(shop.oem, "key.revoke", {"kid": shop.oem.key.kid, "compromised_at": "2020-01-01T00:00:00Z"})
+    after = scan(client, path)
+    assert after["verdict"] == "suspect" and "key_compromised" in {r["code"] for r in after["reasons"]}
+    _same_but_time(after, _fresh(shop, path))
