@@ -59,7 +59,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
         yield
         reads = getattr(app.state, "scan_reads", None)  # the scan's private read connections
         if reads is not None:
-            reads.close()
+            await reads.aclose()
 
     app = FastAPI(title="partsledger", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

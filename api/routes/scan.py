@@ -26,6 +26,7 @@ import re
 import sqlite3
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -98,7 +99,8 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     after one size read. On a local SQLite file the reads (microseconds to a
     few hundred of them) run on the event loop: the process is bound by one
     interpreter lock anyway, and a thread hop per scan costs more than it
-    frees. Over a network (PostgreSQL) they run in the thread pool.
+    frees. On PostgreSQL the size read is one query on an asyncio connection
+    (no thread) and a verdict to compute runs in the thread pool.
     """
     ledger = get_ledger(request)
     cache = _verdict_cache(request)
@@ -106,11 +108,11 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     now = utc_now()
     facts: CachedVerdict | None = None
     try:
-        size = reads.size() if reads.local else await run_in_threadpool(reads.size)
+        size = await reads.size_async()
         facts = cache.get(VerdictCache.key(link, base, size))
         if facts is None and reads.local:
             facts = scan_facts(ledger, link, resolver_base=base, cache=cache, reads=reads)
-    except sqlite3.OperationalError:  # e.g. busy beyond the private connection's short timeout: take the slow path
+    except (sqlite3.OperationalError, psycopg.Error):  # e.g. busy beyond a short timeout: take the full path
         facts = None
     if facts is None:
         facts = await run_in_threadpool(scan_facts, ledger, link, resolver_base=base, cache=cache,

@@ -21,6 +21,7 @@ and gives consistent read snapshots on private connections.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sqlite3
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlmodel import Session
@@ -237,6 +239,8 @@ class SnapshotReads:
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._path: str | None = None
+        self._aconn: psycopg.AsyncConnection[Any] | None = None
+        self._alock: asyncio.Lock | None = None
         database = make_url(db.url).database if db.is_sqlite else None
         if database and database != ":memory:" and not database.startswith("file:"):
             self._path = str(Path(database).resolve())
@@ -257,6 +261,34 @@ class SnapshotReads:
             with self._lock:
                 self._opened.append(conn)
         return conn
+
+    async def size_async(self) -> LogSize:
+        """:meth:`size` without blocking an event loop or taking a thread: on a SQLite file the read itself
+        (microseconds); on PostgreSQL one query on a private autocommit asyncio connection (opened on first
+        use, in the caller's loop; one query at a time)."""
+        if self._path is not None:
+            return self.size()
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            if self._aconn is None or self._aconn.closed:
+                url = make_url(self.db.url).set(drivername="postgresql")
+                self._aconn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False),
+                                                                    autocommit=True)
+            try:
+                cursor = await self._aconn.execute(SIZE_SQL)
+                return _size_of(await cursor.fetchone())
+            except psycopg.Error:
+                await self._aconn.close()
+                self._aconn = None
+                raise
+
+    async def aclose(self) -> None:
+        """Close the asyncio connection (in the loop that opened it), then the rest (:meth:`close`)."""
+        if self._aconn is not None:
+            await self._aconn.close()
+            self._aconn = None
+        self.close()
 
     def size(self) -> LogSize:
         """The log's size now (see :data:`SIZE_SQL`)."""
