@@ -123,14 +123,22 @@ class KeyTracker:
             self.keys.setdefault(key_id(public), _Key(org=org, public_key=public))
 
 
+# A server-side cursor on PostgreSQL (psycopg's default cursor would fetch every row at once); SQLite's
+# cursor streams anyway. Either way only PAGE rows are held at a time.
+_STREAM = {"stream_results": True, "yield_per": PAGE}
+
+
 def _stream(db: Database, order: Callable[[], Any], columns: tuple[Any, ...]) -> Generator[Any, None, None]:
     with db.read() as session:
-        result = session.execute(select(*columns).order_by(order()))
-        while True:
-            rows = result.fetchmany(PAGE)
-            if not rows:
-                return
-            yield from (tuple(r) for r in rows)
+        result = session.execute(select(*columns).order_by(order()), execution_options=_STREAM)
+        try:
+            while True:
+                rows = result.fetchmany(PAGE)
+                if not rows:
+                    return
+                yield from (tuple(r) for r in rows)
+        finally:  # a stream left before its end still closes its (server-side) cursor
+            result.close()
 
 
 def verify_database(db: Database, *, verifier_key: str | None = None, expected_origin: str | None = None,
@@ -318,14 +326,18 @@ def _verify_nodes(db: Database, size: int) -> int:
 def _stream_level(db: Database, level: int) -> Generator[Any, None, None]:
     with db.read() as session:
         result = session.execute(
-            select(NODES.c.idx, NODES.c.hash).where(NODES.c.level == level).order_by(NODES.c.idx)
+            select(NODES.c.idx, NODES.c.hash).where(NODES.c.level == level).order_by(NODES.c.idx),
+            execution_options=_STREAM,
         )
-        while True:
-            rows = result.fetchmany(PAGE)
-            if not rows:
-                return
-            for row in rows:
-                yield (row[0], row[1])
+        try:
+            while True:
+                rows = result.fetchmany(PAGE)
+                if not rows:
+                    return
+                for row in rows:
+                    yield (row[0], row[1])
+        finally:
+            result.close()
 
 
 __all__ = ["PARALLEL_MIN_RECORDS", "KeyTracker", "VerifyReport", "verify_database"]
