@@ -10,6 +10,10 @@ scans never wait for the writer.
 PostgreSQL (production) takes a transaction-scoped advisory lock
 (``pg_advisory_xact_lock``) at the start of every appending transaction and
 then reads the head inside it; no head is ever cached between transactions.
+The lock's key is derived from :data:`APPEND_LOCK_KEY` and the database and
+schema the log lives in: every writer of one log takes the same lock, while
+logs in other schemas or databases of the same server (advisory locks are
+server-wide) do not wait for each other.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from sqlmodel import Session
 from ledger.errors import InvalidInput, NotFound
 
 APPEND_LOCK_KEY = 0x70617274736C6467  # "partsldg"
+_PG_APPEND_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_database() || '/' || current_schema(), :k))")
 
 
 def normalize_url(url: str) -> str:
@@ -116,7 +122,7 @@ class Database:
         with Session(self.writer, expire_on_commit=False) as session:
             with session.begin():
                 if self.dialect == "postgresql" and self.lock_appends:
-                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY})
+                    session.execute(_PG_APPEND_LOCK, {"k": APPEND_LOCK_KEY})
                 yield session
 
     @contextmanager
