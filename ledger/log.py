@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import and_, insert, or_, select
 from sqlmodel import Session, col
 
 from ledger import merkle
@@ -154,12 +154,15 @@ class _NodeCache:
         return path
 
     def _load(self, missing: list[merkle.NodeKey]) -> None:
+        # One ``level = L AND idx IN (...)`` term per level, OR-ed: each term is a primary-key range probe.
+        # (A row-value ``(level, idx) IN (...)`` makes SQLite scan the whole node table: O(n) proofs.)
         for start in range(0, len(missing), 400):
-            chunk = missing[start:start + 400]
+            by_level: dict[int, list[int]] = {}
+            for level, idx in missing[start:start + 400]:
+                by_level.setdefault(level, []).append(idx)
+            terms = [and_(NODES.c.level == level, NODES.c.idx.in_(idxs)) for level, idxs in by_level.items()]
             rows = self.session.execute(
-                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
-                    tuple_(NODES.c.level, NODES.c.idx).in_(chunk)
-                )
+                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
             ).all()
             for level, idx, digest in rows:
                 self.nodes[(int(level), int(idx))] = bytes(digest)
