@@ -102,10 +102,9 @@ def alerts_for(ledger: Ledger, org_id: str, *, offset: int, limit: int) -> list[
 
 
 def bundle_grants(ledger: Ledger) -> list[dict[str, Any]]:
-    """Every grant in trust-bundle form (all statuses), with ``technicians``, so scope is judged offline in full."""
+    """Every grant in trust-bundle form (all statuses, technicians included), so scope is judged offline in full."""
     with ledger.db.read() as session:
-        return [{**grant_json(g), "technicians": list(g.technicians)}
-                for g in DomainRepo(session).list_grants(limit=1_000_000)]
+        return [grant_json(g) for g in DomainRepo(session).list_grants(limit=1_000_000)]
 
 
 def bundle_products(ledger: Ledger) -> list[dict[str, Any]]:

@@ -238,7 +238,8 @@ def grant_json(grant: Grant) -> dict[str, Any]:
     return {"grant_id": grant.grant_id, "kind": grant.kind, "grantor": grant.grantor, "grantee": grant.grantee,
             "activities": list(grant.activities), "gtin_prefixes": list(grant.gtin_prefixes),
             "brands": list(grant.brands), "categories": list(grant.categories), "countries": list(grant.countries),
-            "sites": list(grant.sites), "valid_from": grant.valid_from, "valid_until": grant.valid_until,
+            "sites": list(grant.sites), "technicians": list(grant.technicians),
+            "valid_from": grant.valid_from, "valid_until": grant.valid_until,
             "status": grant.status, "issued_seq": grant.issued_seq, "changed_seq": grant.changed_seq}
 
 

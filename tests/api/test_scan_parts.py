@@ -250,6 +250,7 @@ def test_read_api_parts_grants_recalls_alerts(client: TestClient, shop: Shop) ->
     assert_problem(client.get(f"/v1/parts/{GTIN}/NOPE1"), 404, "not_found")
     grants = client.get("/v1/grants", params={"grantor": "shenzhen-ev"}).json()["items"]
     assert {(g["grant_id"], g["status"]) for g in grants} == {("g-riyadh", "active"), ("g-oslo", "revoked")}
+    assert all(g["technicians"] == [] for g in grants)  # the scope field is served, empty = any technician
     affected = client.get("/v1/recalls/RC-2026-07/affected").json()
     assert [p["serial"] for p in affected["items"]] == ["RCL0K1"] and affected["recall"]["lots"] == ["BAD1"]
     assert_problem(client.get("/v1/recalls/NOPE/affected"), 404, "not_found")

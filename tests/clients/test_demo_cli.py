@@ -23,6 +23,8 @@ def test_demo_is_served_and_passes_a_full_audit(tmp_path: Path, db_url: str) -> 
         alerts = cli("alerts", "--org", "dragonfly-auto", "--url", server.url, "--json", home=tmp_path / "auditor")
         kinds = {a["kind"] for a in json.loads(alerts.stdout)}
         assert "clone_suspected" in kinds  # the demo's clone installation is in the OEM's queue
+        cdmx = httpx.get(f"{server.url}/v1/grants", params={"grantee": "cdmx-taller-electrico"}, timeout=10).json()
+        assert [g["technicians"] for g in cdmx["items"]] == [["MX-TEC-07", "MX-TEC-12"]]  # delegation is served
         # the labels the demo prints to try scanning: each shows the verdict printed beside it
         port = server.url.rsplit(":", 1)[1]
         printed = re.findall(r"^  (\w+)\s+(http://127\.0\.0\.1:\d+/01/\S+)$", server.log.read_text(), re.M)
