@@ -55,6 +55,7 @@ class Driver:
         self.parts: list[tuple[str, str]] = []
         self.grants = ["g-workshop", "g-supplier"]
         self.claims: list[str] = []
+        self.approved: list[str] = []  # approved and not yet paid
         self.recalls: list[str] = []
         self.entry_ids: list[str] = []
         self.spare_keys: list[tuple[Actor, str]] = []
@@ -99,6 +100,10 @@ class Driver:
                 self.parts.append((body["gtin"], body["serial"]))
             elif type == "part.repurpose":
                 self.parts.append((body["new_gtin"], body["new_serial"]))
+            elif type == "warranty.decide" and body["decision"] == "approve":
+                self.approved.append(body["claim_id"])
+            elif type == "warranty.pay" and body["claim_id"] in self.approved:
+                self.approved.remove(body["claim_id"])
 
     def part(self, b: int) -> tuple[tuple[str, str], dict[str, Any]] | None:
         part = self.pick(self.parts, b)
@@ -294,7 +299,8 @@ class Driver:
         return self.d.oem, body
 
     def do_warranty_pay(self, b: int, c: int) -> tuple[Actor, dict[str, Any]] | None:
-        claim = self.pick(self.claims, b)
+        # Mostly an approved, unpaid claim (so payments happen in every history), sometimes any claim.
+        claim = self.pick(self.approved if self.approved and c % 4 else self.claims, b)
         return None if claim is None else (self.d.oem, {"claim_id": claim,
                                                         "amount": {"currency": "EUR", "minor": c % 100000}})
 
