@@ -244,7 +244,8 @@ def build_demo(ledger: Ledger, operator_key: KeyPair, data_dir: Path, *,
     b.add(recycler, "part.receive", {**ref(packs[2]), "from": oslo})
     second_life = (GTIN_SECOND_LIFE, new_serial())
     b.add(recycler, "part.repurpose", {**ref(packs[2]), "new_gtin": second_life[0], "new_serial": second_life[1],
-                                       "category": "hv_battery", "lot": "SL2611", "warranty_months": 60})
+                                       "category": "hv_battery", "lot": "SL2611", "warranty_months": 60,
+                                       "part_sig": sign_part_id(b.keys[recycler], *second_life)})
     world.parts["second_life_pack"] = second_life
     b.flush()
 

@@ -407,7 +407,8 @@ def recycle(ctx: Context) -> None:
 @handles("part.repurpose")
 def repurpose(ctx: Context) -> None:
     body = ctx.entry.body
-    require_keys(body, _part_fields("new_gtin", "new_serial"), {"category", "lot", "warranty_months", "site"})
+    require_keys(body, _part_fields("new_gtin", "new_serial"),
+                 {"category", "lot", "warranty_months", "site", "part_sig"})
     gtin, serial = read_part_ref(body)
     new_gtin = validate_gtin(body.get("new_gtin"), field="body.new_gtin")
     new_serial = validate_serial(body.get("new_serial"), field="body.new_serial")
@@ -424,6 +425,7 @@ def repurpose(ctx: Context) -> None:
     months = get_int(body, "warranty_months", minimum=0, maximum=240) if "warranty_months" in body \
         else DEFAULT_WARRANTY_MONTHS
     owner = commission_owner(ctx, org, new_gtin)
+    check_part_sig(ctx, org, new_gtin, new_serial)  # the new identity's label signature, as at commissioning
     r = repo(ctx)
     if r.get_part(new_gtin, new_serial) is not None:
         raise Conflict(f"part {new_gtin}/{new_serial} is already commissioned", code="duplicate_serial",

@@ -35,7 +35,8 @@ def test_demo_parts_server_qr_verifies_offline_and_a_forged_part_sig_is_refused(
     vkey = client.get("/v1/log/key").json()["verifier_key"]
     envelope = client.get("/v1/trust-bundle").json()
     orgs = {o["org_id"]: o for o in envelope["bundle"]["orgs"]}
-    for name, org in (("adas_radar", world.orgs["oem"]), ("hv_pack_0", world.orgs["supplier"])):
+    for name, org in (("adas_radar", world.orgs["oem"]), ("hv_pack_0", world.orgs["supplier"]),
+                      ("second_life_pack", world.orgs["recycler"])):
         gtin, serial = world.parts[name]
         png = client.get(f"/v1/parts/{gtin}/{serial}/qr.png", params={"scale": 4})
         assert png.status_code == 200, png.text

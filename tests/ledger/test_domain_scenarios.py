@@ -285,8 +285,14 @@ def test_battery_life_and_second_life(d: DomainWorld) -> None:
     d.append(d.recycler, "part.collect", {"gtin": old[0], "serial": old[1]})
     d.reject(d.recycler, "part.repurpose", {"gtin": old[0], "serial": old[1], "new_gtin": GTIN_BRAKE,
                                             "new_serial": "SL-1"}, "prefix_not_granted")
-    d.append(d.recycler, "part.repurpose", {"gtin": old[0], "serial": old[1], "new_gtin": GTIN_SECOND_LIFE,
-                                            "new_serial": "SL-1", "category": "hv_battery"})
+    repurpose = {"gtin": old[0], "serial": old[1], "new_gtin": GTIN_SECOND_LIFE, "new_serial": "SL-1",
+                 "category": "hv_battery"}
+    from ledger.digital_link import sign_part_id
+    # the new identity's label signature must be the repurposing org's, over the new element string
+    d.reject(d.recycler, "part.repurpose", {**repurpose, "part_sig": sign_part_id(d.recycler.key, *old)},
+             "bad_part_sig")
+    d.append(d.recycler, "part.repurpose",
+             {**repurpose, "part_sig": sign_part_id(d.recycler.key, GTIN_SECOND_LIFE, "SL-1")})
     new = queries.get_part(_db(d), GTIN_SECOND_LIFE, "SL-1")
     assert new["predecessor"] == f"{old[0]}/{old[1]}" and new["state"] == "commissioned"
     assert queries.get_part(_db(d), *old)["successor"] == f"{GTIN_SECOND_LIFE}/SL-1"
