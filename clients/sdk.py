@@ -391,10 +391,15 @@ class PartsLedger:
         """Build and sign an entry for this log, here; the private key is used nowhere else.
 
         A ``part.commission`` body without ``part_sig`` gets one: ``key``'s AI 8030 signature over the
-        element string ``01<gtin>21<serial>``, which the server puts into the part's QR codes.
+        element string ``01<gtin>21<serial>``, which the server puts into the part's QR codes; a
+        ``part.repurpose`` body gets one over its new identity ``01<new_gtin>21<new_serial>``.
         """
         if type == "part.commission" and "part_sig" not in body:
             body = with_part_sig(key, body)
+        elif type == "part.repurpose" and "part_sig" not in body:  # the new identity's label
+            signed = with_part_sig(key, {"gtin": body.get("new_gtin"), "serial": body.get("new_serial")})
+            if "part_sig" in signed:
+                body = {**body, "part_sig": signed["part_sig"]}
         return make_signed_entry(key, origin=self.origin, type=type, org=org, body=body, time=time, nonce=nonce)
 
     def submit(self, key: KeyPair, *, org: str, type: str, body: dict[str, Any],

@@ -150,3 +150,7 @@ def test_commission_carries_the_label_signature_the_server_prints(server: Server
     bad = client.sign(oem, org="acme-oem", type="part.commission",
                       body={"gtin": "12345678901234", "serial": "X", "category": "brakes"})
     assert "part_sig" not in bad.entry.body
+    # a repurposed part's new identity gets the repurposing org's label signature
+    second = client.sign(oem, org="acme-oem", type="part.repurpose",
+                         body={"gtin": gtin, "serial": "SDKSIG1", "new_gtin": gtin, "new_serial": "SDKSIG9"})
+    assert second.entry.body["part_sig"] == sign_part_id(oem, gtin, "SDKSIG9")
