@@ -39,6 +39,7 @@ ZERO_HASH = bytes(32)
 
 ENTRY_FIELDS = frozenset({"v", "origin", "type", "org", "kid", "time", "nonce", "body"})
 RECORD_FIELDS = frozenset({"v", "seq", "prev", "logged", "entry", "sig"})
+_RECORD_HEAD = b'{"entry":'
 _RECORD_TAIL = b'","v":' + str(FORMAT_VERSION).encode("ascii") + b"}"
 
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -131,6 +132,12 @@ class SignedEntry:
 
 def validate_entry(data: Any) -> Entry:
     """Check an entry's envelope fields (not its body, which the event catalogue checks)."""
+    _check_entry_fields(data)
+    return Entry(data=data, canonical=canonical_bytes(data))
+
+
+def _check_entry_fields(data: Any) -> None:
+    """:func:`validate_entry`'s checks, without computing the canonical bytes."""
     if not isinstance(data, dict):
         raise InvalidInput("entry: expected a JSON object", code="invalid_entry", field="entry")
     missing = sorted(ENTRY_FIELDS - data.keys())
@@ -157,7 +164,6 @@ def validate_entry(data: Any) -> Entry:
         raise InvalidInput("entry.nonce: expected 16–64 base64url characters", code="invalid_entry", field="nonce")
     if not isinstance(data["body"], dict):
         raise InvalidInput("entry.body: expected a JSON object", code="invalid_body", field="body")
-    return Entry(data=data, canonical=canonical_bytes(data))
 
 
 def parse_signed_entry(data: Any) -> SignedEntry:
@@ -256,6 +262,18 @@ def build_record_slow(seq: int, prev: bytes, logged: str, signed: SignedEntry) -
 
 def parse_record(raw: bytes) -> Record:
     """Parse stored record bytes, checking that they are exactly canonical."""
+    return parse_record_json(raw)[0]
+
+
+def parse_record_json(raw: bytes) -> tuple[Record, dict[str, Any]]:
+    """:func:`parse_record`, also returning the decoded record (``parse_json(raw)``).
+
+    The entry's canonical bytes are taken from ``raw`` rather than computed again. Once
+    ``raw == JCS(record)`` is checked, RFC 8785 makes ``raw`` the concatenation of
+    ``{"entry":``, ``JCS(entry)`` and the other members (``entry`` sorts first), so ``JCS(entry)`` is
+    what lies between that head and the canonical bytes of the other members, which are computed
+    and checked against the end of ``raw`` before the slice is taken.
+    """
     data = parse_json(raw)
     if not isinstance(data, dict) or set(data.keys()) != RECORD_FIELDS:
         raise InvalidInput("record: expected fields v, seq, prev, logged, entry, sig", code="integrity")
@@ -265,8 +283,19 @@ def parse_record(raw: bytes) -> Record:
         raise InvalidInput("record: bad version or sequence number", code="integrity")
     prev = b64decode(data["prev"], field="record.prev", size=32)
     parse_time(data["logged"], field="record.logged")
-    signed = parse_signed_entry({"entry": data["entry"], "sig": data["sig"]})
-    return Record(seq=data["seq"], prev=prev, logged=data["logged"], signed=signed, canonical=raw)
+    entry_data = data["entry"]
+    _check_entry_fields(entry_data)
+    rest = canonical_bytes({k: data[k] for k in ("logged", "prev", "seq", "sig", "v")})
+    tail = b"," + rest[1:]
+    end = len(raw) - len(tail)
+    if end > len(_RECORD_HEAD) and raw.startswith(_RECORD_HEAD) and raw.endswith(tail):
+        entry_bytes = raw[len(_RECORD_HEAD):end]
+    else:  # cannot happen for canonical bytes; computed rather than trusted if it ever does
+        entry_bytes = canonical_bytes(entry_data)
+    sig = b64decode(data["sig"], field="sig", size=64)
+    signed = SignedEntry(entry=Entry(data=entry_data, canonical=entry_bytes), signature=sig)
+    record = Record(seq=data["seq"], prev=prev, logged=data["logged"], signed=signed, canonical=raw)
+    return record, data
 
 
 __all__ = [
@@ -282,6 +311,7 @@ __all__ = [
     "is_valid_org_id",
     "make_signed_entry",
     "parse_record",
+    "parse_record_json",
     "parse_signed_entry",
     "parse_time",
     "sign_entry",

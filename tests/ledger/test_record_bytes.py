@@ -7,9 +7,12 @@ import random
 import string
 from typing import Any
 
+import pytest
 import rfc8785
 
-from ledger.entries import build_record, build_record_slow, make_signed_entry, parse_record
+from ledger.canonical import canonical_bytes
+from ledger.entries import build_record, build_record_slow, make_signed_entry, parse_record, parse_record_json
+from ledger.errors import InvalidInput
 from ledger.keys import KeyPair
 
 ALPHABET = string.ascii_letters + string.digits + " \"\\/\n\t\u00e9\u4e2d\u6587\U0001f697\u2028\x00\x7f<>&'"
@@ -51,7 +54,13 @@ def test_spliced_record_bytes_equal_rfc8785_over_many_random_entries() -> None:
         assert spliced.canonical == reference.canonical, (i, body)
         assert spliced.canonical == rfc8785.dumps(json.loads(spliced.canonical))
         assert spliced.leaf_hash == reference.leaf_hash
-        assert parse_record(spliced.canonical).canonical == spliced.canonical
+        parsed, decoded = parse_record_json(spliced.canonical)
+        assert parsed.canonical == spliced.canonical
+        assert decoded == json.loads(spliced.canonical)
+        # the entry bytes parse_record slices out of the record are exactly the entry's canonical bytes
+        assert parsed.entry.canonical == signed.entry.canonical == canonical_bytes(decoded["entry"])
+        assert parsed.entry.data == signed.entry.data and parsed.signed.signature == signed.signature
+        assert parse_record(spliced.canonical) == parsed
 
 
 def test_unusual_inputs_fall_back_to_full_canonicalisation() -> None:
@@ -60,3 +69,21 @@ def test_unusual_inputs_fall_back_to_full_canonicalisation() -> None:
     for logged in ('2026-11-29T00:00:00Z"', "not a time", "2026-11-29T00:00:00\u00e9Z"):
         assert build_record(3, bytes(32), logged, signed).canonical == \
             build_record_slow(3, bytes(32), logged, signed).canonical
+
+
+def test_parse_record_refuses_what_it_refused_before_taking_the_entry_slice() -> None:
+    """Non-canonical record bytes are refused before any slice is taken, whatever the entry holds."""
+    signed = make_signed_entry(KeyPair.generate(), origin="o.example/log", type="part.commission", org="org-aaa",
+                               body={"x": "\u00e9", "y": [1, {"b": 2, "a": 1}]}, time="2026-11-29T00:00:00Z")
+    raw = build_record(5, bytes(32), "2026-11-29T00:00:00Z", signed).canonical
+    assert parse_record(raw).entry.canonical == signed.entry.canonical
+    variants = [
+        raw.replace(b'{"entry":{', b'{"entry": {', 1),          # whitespace inside the entry
+        raw.replace(b'"a":1,"b":2', b'"b":2,"a":1', 1),         # entry keys out of order
+        raw.replace("\u00e9".encode(), b"\\u00e9", 1),         # an escape JCS would not write
+        raw[:-1] + b' }',                                      # whitespace after the members
+    ]
+    for variant in variants:
+        assert variant != raw
+        with pytest.raises(InvalidInput, match="canonical"):
+            parse_record(variant)
