@@ -37,10 +37,9 @@ import httpx
 from clients.errors import ServerError, ServerUnreachable, from_problem
 from clients.witness import CheckpointStore, Witness
 from ledger import merkle
-from ledger.canonical import parse_json
 from ledger.checkpoint import Checkpoint
 from ledger.digital_link import sign_part_id
-from ledger.entries import Record, SignedEntry, make_signed_entry, parse_record
+from ledger.entries import Record, SignedEntry, make_signed_entry, parse_record, parse_record_json
 from ledger.errors import IntegrityError, InvalidInput, LedgerError, ProofError
 from ledger.keys import KeyPair
 from ledger.note import Verifier, parse_verifier_key
@@ -144,7 +143,7 @@ def check_served_record(item: Any, *, expected_seq: int | None = None) -> Served
         raise IntegrityError(f"expected record {expected_seq}, server sent record {seq}", seq=expected_seq)
     raw = _unb64(item.get("canonical"), f"record {seq} bytes")
     try:
-        record = parse_record(raw)
+        record, decoded = parse_record_json(raw)
     except LedgerError as exc:
         raise IntegrityError(f"record {seq}: {exc.message}", seq=seq) from None
     if record.seq != seq:
@@ -152,7 +151,7 @@ def check_served_record(item: Any, *, expected_seq: int | None = None) -> Served
     leaf = _unb64(item.get("leaf_hash"), f"record {seq} leaf hash")
     if leaf != record.leaf_hash:
         raise IntegrityError(f"record {seq}: leaf hash does not match SHA-256(0x00 || record bytes)", seq=seq)
-    if "record" in item and item["record"] != parse_json(raw):
+    if "record" in item and item["record"] != decoded:
         raise IntegrityError(f"record {seq}: decoded copy differs from the canonical bytes", seq=seq)
     return ServedRecord(record=record, leaf_hash=leaf)
 
