@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -23,6 +24,7 @@ from api.schemas import (
     RecordPage,
 )
 from ledger import merkle
+from ledger.canonical import parse_json
 from ledger.entries import parse_record, parse_signed_entry
 from ledger.errors import InvalidInput, LimitExceeded, NotFound
 from ledger.keys import b64encode
@@ -108,15 +110,32 @@ def get_key(request: Request) -> LogKeyOut:
     return LogKeyOut(origin=ledger.origin, verifier_key=ledger.verifier_key)
 
 
-def _record_out(seq: int, raw: bytes, leaf: bytes) -> RecordOut:
-    return RecordOut(seq=seq, leaf_hash=b64encode(leaf), canonical=b64encode(raw),
-                     record=parse_record(raw).to_json())
+def _record_json(seq: int, raw: bytes, leaf: bytes) -> bytes:
+    """One ``RecordOut`` as JSON bytes, the stored record bytes spliced in as its ``record``.
+
+    The stored bytes are canonical JSON, so they are the decoded copy's JSON text as they are; they
+    are parsed (strictly) only to be sure of that, and bytes that are not a JSON object take
+    :func:`parse_record`'s error. Base64 and integers need no escaping.
+    """
+    try:
+        decoded = parse_json(raw)
+    except InvalidInput:
+        decoded = None
+    if not isinstance(decoded, dict):
+        parse_record(raw)  # raises the error it always raised for such bytes
+        raise InvalidInput("record: expected a JSON object", code="integrity")
+    return b"".join((b'{"seq":', str(seq).encode("ascii"), b',"leaf_hash":"', base64.b64encode(leaf),
+                     b'","canonical":"', base64.b64encode(raw), b'","record":', raw, b"}"))
+
+
+def _json_response(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/log/records", response_model=RecordPage, summary="Records in sequence order",
             responses=problem_responses(400, 422))
 def get_records(request: Request, start: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
-                limit: Annotated[int, Query(ge=1)] = 100) -> RecordPage:
+                limit: Annotated[int, Query(ge=1)] = 100) -> Response:
     max_page = api_settings(request).limits.max_page
     if limit > max_page:
         raise LimitExceeded(f"limit={limit} exceeds the page size limit of {max_page}", code="page_too_large",
@@ -124,21 +143,22 @@ def get_records(request: Request, start: Annotated[int, Query(ge=0, le=2**53 - 1
     ledger = get_ledger(request)
     size = ledger.size()
     rows = [r for r in ledger.raw_records(start, limit) if r[0] < size]
-    records = [_record_out(*row) for row in rows]
-    next_start = records[-1].seq + 1 if records and records[-1].seq + 1 < size else None
-    return RecordPage(records=records, next_start=next_start)
+    records = b",".join(_record_json(*row) for row in rows)
+    next_start = rows[-1][0] + 1 if rows and rows[-1][0] + 1 < size else None
+    return _json_response(b'{"records":[' + records + b'],"next_start":'
+                          + (b"null" if next_start is None else str(next_start).encode("ascii")) + b"}")
 
 
 @router.get("/log/records/{seq}", response_model=RecordOut, summary="One record, with its exact bytes",
             responses=problem_responses(404, 422))
-def get_record(request: Request, seq: int) -> RecordOut:
+def get_record(request: Request, seq: int) -> Response:
     ledger = get_ledger(request)
     if seq < 0 or seq >= ledger.size():
         raise NotFound(f"no record with seq {seq}", field="seq")
     rows = ledger.raw_records(seq, 1)
     if not rows or rows[0][0] != seq:
         raise NotFound(f"no record with seq {seq}", field="seq")
-    return _record_out(*rows[0])
+    return _json_response(_record_json(*rows[0]))
 
 
 @router.get("/log/proof/inclusion", response_model=InclusionProofOut, summary="Inclusion proof (RFC 9162)",

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
+from api.schemas import RecordOut, RecordPage
 from api.settings import ApiLimits
 from ledger.checkpoint import Checkpoint, verify_checkpoint
 from ledger.entries import SignedEntry, format_time, sign_entry, validate_entry
@@ -219,6 +220,33 @@ def test_records_page_through_the_exact_canonical_bytes(client: TestClient, worl
     beyond = client.get("/v1/log/records", params={"start": size})
     assert beyond.status_code == 200
     assert beyond.json() == {"records": [], "next_start": None}
+
+
+_AWKWARD_NAME = 'Werkstatt M\u00fcnchen "Nord" \\ \u65e5\u672c\n\t\u2028\U0001f697'
+
+
+def test_records_served_as_spliced_json_match_the_schema_and_the_stored_bytes(
+        client: TestClient, world: World) -> None:
+    """The records endpoints write the stored bytes into ``record`` as they are: escapes and non-ASCII
+    text must decode to the same record, and the page must be exactly ``RecordPage``'s fields."""
+    world.register("werk-muenchen", "workshop", name=_AWKWARD_NAME)
+    size = world.ledger.size()
+    page = client.get("/v1/log/records", params={"start": 0, "limit": size})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "application/json"
+    body = page.json()
+    assert set(body) == {"records", "next_start"} and body["next_start"] is None
+    assert RecordPage.model_validate(body).model_dump() == body
+    rows = world.ledger.raw_records(0, size)
+    assert [r["seq"] for r in body["records"]] == [seq for seq, _, _ in rows]
+    for item, (seq, raw, leaf) in zip(body["records"], rows, strict=True):
+        assert set(item) == {"seq", "leaf_hash", "canonical", "record"}
+        assert item == {"seq": seq, "leaf_hash": b64encode(leaf), "canonical": b64encode(raw),
+                        "record": json.loads(raw)}
+        single = client.get(f"/v1/log/records/{seq}")
+        assert single.headers["content-type"] == "application/json"
+        assert RecordOut.model_validate(single.json()).model_dump() == single.json() == item
+    assert body["records"][-1]["record"]["entry"]["body"]["name"] == _AWKWARD_NAME
 
 
 def test_proofs_verify_against_served_checkpoints(client: TestClient, world: World, shop: Actor) -> None:
