@@ -61,6 +61,10 @@ Progress = Callable[[int, int], None]
 _CACHE_MAX = 4096  # keys held in memory at most (a cache, cleared when full: memory stays flat)
 _ENTRY_PREFIX = SIGNATURE_PREFIXES["entry"]
 
+_INSERT_PART = ("INSERT INTO parts (gtin, serial, lot, category, commissioned_by, commissioned_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_INSTALL = "INSERT INTO installs VALUES (?, ?, ?, ?, ?)"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orgs (org_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -160,6 +164,8 @@ class Auditor:
         self._verify_keys: dict[bytes, nacl.signing.VerifyKey] = {}
         self._fetcher: ThreadPoolExecutor | None = None
         self._next_page: Future[list[ServedRecord]] | None = None
+        # (seq, type, sql, params): part and installation rows of this page, written by _write_rows
+        self._rows: list[tuple[int, str, str, tuple[Any, ...]]] = []
 
     def close(self) -> None:
         self._quiesce()
@@ -221,16 +227,28 @@ class Auditor:
             after = seq + len(page)  # client.records checked that the page holds seq, seq + 1, ... in order
             if after < target.size:
                 self._prefetch(after, target)
+            current: int | None = None  # the record being checked: rows of those before it are written first
             try:
                 for served in page:
+                    current = served.seq
                     self._check(served, prev, origin, target)
                     self._apply(served)
                     compact.append(served.leaf_hash)
                     prev = served.leaf_hash
+                current = None
+                self._write_rows()
                 self._signatures_answered()  # nothing is committed before its signature is checked
             except IntegrityError as exc:
-                self._signatures_answered(before=exc.seq)
-                raise
+                first = exc
+                if current is not None:
+                    try:
+                        self._write_rows(before=current)  # a row an earlier record could not write comes first
+                    except IntegrityError as earlier:
+                        first = earlier
+                self._signatures_answered(before=first.seq)
+                raise first from None
+            finally:
+                self._rows = []
             seq = after
             state.put("next_seq", str(seq))
             state.put("prev", b64encode(prev))
@@ -340,19 +358,49 @@ class Auditor:
                 db.execute("UPDATE keys SET revoked_seq = ? WHERE kid = ? AND revoked_seq IS NULL",
                            (seq, body["kid"]))
             elif entry.type == "part.commission":
-                db.execute("INSERT INTO parts (gtin, serial, lot, category, commissioned_by, commissioned_seq) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           (body["gtin"], body["serial"], body.get("lot"), body["category"], entry.org, seq))
+                self._rows.append((seq, entry.type, _INSERT_PART,
+                                   (body["gtin"], body["serial"], body.get("lot"), body["category"], entry.org, seq)))
             elif entry.type == "part.repurpose":  # a second life: a new identity, commissioned by the repurposer
-                db.execute("INSERT INTO parts (gtin, serial, lot, category, commissioned_by, commissioned_seq) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           (body["new_gtin"], body["new_serial"], body.get("lot"), body.get("category"), entry.org,
-                            seq))
+                self._rows.append((seq, entry.type, _INSERT_PART,
+                                   (body["new_gtin"], body["new_serial"], body.get("lot"), body.get("category"),
+                                    entry.org, seq)))
             elif entry.type == "part.install":
-                db.execute("INSERT INTO installs VALUES (?, ?, ?, ?, ?)",
-                           (seq, body["gtin"], body["serial"], body["vehicle"], entry.org))
+                self._rows.append((seq, entry.type, _INSERT_INSTALL,
+                                   (seq, body["gtin"], body["serial"], body["vehicle"], entry.org)))
         except (KeyError, TypeError, sqlite3.IntegrityError, LedgerError) as exc:
             raise IntegrityError(f"record {seq}: {entry.type} cannot be applied ({exc})", seq=seq) from None
+
+    def _write_rows(self, before: int | None = None) -> None:
+        """Write the page's part and installation rows (those of records before ``before``), many per statement.
+
+        If any cannot be written they are written again one by one, in sequence order, so the error names the
+        first record whose row fails, as writing each row when its record was applied would.
+        """
+        rows = self._rows if before is None else [row for row in self._rows if row[0] < before]
+        self._rows = []
+        if not rows:
+            return
+        db = self.state.db
+        db.execute("SAVEPOINT audit_rows")
+        try:
+            start = 0
+            while start < len(rows):
+                sql = rows[start][2]
+                end = start
+                while end < len(rows) and rows[end][2] == sql:
+                    end += 1
+                db.executemany(sql, [row[3] for row in rows[start:end]])
+                start = end
+        except (TypeError, ValueError, sqlite3.Error):
+            db.execute("ROLLBACK TO audit_rows")
+            for seq, type_, sql, params in rows:
+                try:
+                    db.execute(sql, params)
+                except (TypeError, sqlite3.IntegrityError) as exc:
+                    db.execute("ROLLBACK TO audit_rows")
+                    db.execute("RELEASE audit_rows")
+                    raise IntegrityError(f"record {seq}: {type_} cannot be applied ({exc})", seq=seq) from None
+        db.execute("RELEASE audit_rows")
 
     # locating what is wrong -----------------------------------------------------------------
     def _blame_link(self, seq: int, target: VerifiedCheckpoint) -> int:

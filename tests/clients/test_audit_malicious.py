@@ -146,3 +146,50 @@ def test_fork_and_shrink_after_an_audit(grown: Server, tmp_path: Path) -> None:
         audit(_client(grown, tmp_path), state)
     assert base64.b64decode(caught.value.remembered.split("\n")[2]) == grown.ledger.checkpoint_at(40).root
     assert _audited_to(state) == 40
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_part_row_that_cannot_be_written_is_named_before_a_later_lie(grown: Server, tmp_path: Path,
+                                                                        workers: int) -> None:
+    """Part rows are written a page at a time; a row that fails still names its own record, ahead of a
+    later record's bad signature in the same page (with and without signature helper processes)."""
+    from clients.audit import _SCHEMA
+    from ledger.gs1 import make_gtin
+
+    client = PartsLedger("http://testserver", transport=grown.transport)
+    oem = KeyPair.generate()
+    client.submit(grown.operator, org=OPERATOR, type="org.register",
+                  body={"org_id": "acme-oem", "kind": "oem", "name": "Acme", "gs1_prefixes": ["950600"],
+                        "public_keys": [b64encode(oem.public_key)]})
+    gtin = make_gtin("950600", 42)
+    seqs = {client.submit(oem, org="acme-oem", type="part.commission",
+                          body={"gtin": gtin, "serial": f"S{i}", "category": "brakes"}).seq: f"S{i}"
+            for i in range(12)}
+    clash, lie = sorted(seqs)[4], sorted(seqs)[9]
+    state = tmp_path / "audit.sqlite3"
+    with sqlite3.connect(state) as db:  # an audit state that already holds the part of record `clash`
+        db.executescript(_SCHEMA)
+        db.execute("INSERT INTO parts (gtin, serial, commissioned_by, commissioned_seq) VALUES (?, ?, 'x', 1)",
+                   (gtin, seqs[clash]))
+    db.close()
+
+    def edit(page: dict[str, Any]) -> None:
+        for item in page["records"]:
+            if item["seq"] == lie:
+                item["record"]["entry"]["body"]["category"] = "engine"
+                _reencode(item)
+
+    grown.rewrite = _records_rewrite(edit)
+    with pytest.raises(IntegrityError) as caught:
+        audit(_client(grown, tmp_path), state, page=64, signature_workers=workers)
+    assert caught.value.seq == clash and "part.commission cannot be applied" in caught.value.message
+    assert _audited_to(state) == 0
+    grown.rewrite = None
+    with pytest.raises(IntegrityError) as caught:
+        audit(_client(grown, tmp_path), state, page=64, signature_workers=workers)
+    assert caught.value.seq == clash
+    with sqlite3.connect(state) as db:
+        assert db.execute("DELETE FROM parts WHERE commissioned_by = 'x'").rowcount == 1
+    db.close()
+    report = audit(_client(grown, tmp_path), state, page=64, signature_workers=workers)
+    assert report.size == 53 and report.compared == ["orgs", "keys", "parts", "installations"]
