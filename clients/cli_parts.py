@@ -221,7 +221,9 @@ def decode_image(path: Path) -> str:
         image.load()
     except (OSError, UnidentifiedImageError):
         raise InvalidInput(f"{path} is not an image file", code="invalid_field", field="image") from None
-    found = [r.text for r in zxingcpp.read_barcodes(image) if r.text]
+    # QR codes only: a label's module pattern can also read as a short 1-D code (ITF) by accident
+    qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    found = [r.text for r in zxingcpp.read_barcodes(image, formats=qr_only) if r.text]
     if not found:
         raise InvalidInput(f"no QR code found in {path}", code="invalid_uri", field="image")
     return str(found[0])

@@ -24,9 +24,11 @@ from ledger.keys import KeyPair, b64decode, read_key_file
 from ledger.log import Ledger
 from ledger.trust_bundle import offline_verdict
 
+QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)  # a label is a QR code, never a 1-D one
+
 
 def _decode(image: Image.Image) -> list[str]:
-    return [r.text for r in zxingcpp.read_barcodes(image)]
+    return [r.text for r in zxingcpp.read_barcodes(image, formats=QR_ONLY)]
 
 
 def test_demo_parts_server_qr_verifies_offline_and_a_forged_part_sig_is_refused(

@@ -15,6 +15,8 @@ from ledger.errors import InvalidInput
 from ledger.keys import KeyPair
 from ledger.qr import MIN_PRINT_MM, Ecc, matrix, render_png, render_svg, scale_for_print
 
+QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)  # a label is a QR code, never a 1-D one
+
 KEY = KeyPair.from_seed(b"\x07" * 32)
 GTIN = "09506000134352"
 # A worst case for size: a 20-character serial full of characters that need percent-encoding, a lot, the signature.
@@ -29,7 +31,7 @@ DPI = 300
 
 
 def _decode(image: Image.Image) -> list[str]:
-    return [r.text for r in zxingcpp.read_barcodes(image)]
+    return [r.text for r in zxingcpp.read_barcodes(image, formats=QR_ONLY)]
 
 
 def _degrade(image: Image.Image, seed: int) -> Image.Image:
