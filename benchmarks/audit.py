@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from benchmarks import throughput
+from benchmarks.common import base_parser, merge_run
 from benchmarks.machine import machine_info
 from benchmarks.workload import ORIGIN, BenchLog, bench_log
 from ledger.digital_link import sign_part_id
@@ -50,7 +51,6 @@ from ledger.gs1 import make_gtin, new_serial
 from ledger.keys import KeyPair, b64encode, read_key_file
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PG = os.environ.get("PARTSLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 CLI = str(Path(sys.executable).with_name("partsledger"))
 TARGET_RATIO_MIN = 0.70
 OEM, OEM_PREFIX = "bench-oem", "4012345"
@@ -249,11 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
-    parser.add_argument("--out", type=Path, required=True, help="JSON results file (merged per database)")
-    parser.add_argument("--pg-url", default=DEFAULT_PG)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser = base_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     return parser.parse_args(argv)
 
@@ -261,9 +257,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
-    document: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    document.setdefault("runs", {})[args.db] = result
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    merge_run(args.out, args.db, result)
     log(f"target met: {result['target_met']}; memory growth: {result['memory_growth_large_over_small']}")
 
 

@@ -26,7 +26,6 @@ afterwards (untimed) against the root: a wrong proof fails the run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -41,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from benchmarks.common import base_parser, merge_run
 from benchmarks.machine import machine_info
 from benchmarks.workload import scratch_database
 from ledger import merkle
@@ -54,7 +54,6 @@ from ledger.storage.log_tables import CHECKPOINTS, NODES
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGIN = "bench.partsledger/proofs"
-DEFAULT_PG = os.environ.get("PARTSLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATIO_MAX = 3.0
 CHUNK = 20_000  # node rows per insert transaction while seeding
 
@@ -232,11 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
-    parser.add_argument("--out", type=Path, required=True, help="JSON results file (merged per database)")
-    parser.add_argument("--pg-url", default=DEFAULT_PG)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser = base_parser(__doc__)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=6)
@@ -248,9 +243,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
-    document: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    document.setdefault("runs", {})[args.db] = result
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    merge_run(args.out, args.db, result)
     for name, ratio in result["ratio_large_over_small"].items():
         small, large = (result["sizes"][str(s)][name] for s in (args.small, args.large))
         log(f"{args.db} {name}: median {small['median_ms']:.3f} -> {large['median_ms']:.3f} ms "

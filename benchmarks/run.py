@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import latency, throughput
+from benchmarks.common import base_parser, merge_run
 from benchmarks.machine import machine_info
 from benchmarks.workload import ORIGIN, BenchLog, bench_log, entry_bodies
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PG = os.environ.get("PARTSLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 TARGETS = {
     "batch_over_raw_verify_min": 0.5,  # on SQLite
@@ -35,11 +35,7 @@ TARGETS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
-    parser.add_argument("--out", type=Path, required=True, help="JSON results file (merged per database)")
-    parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL URL; a scratch schema is used and dropped")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the SQLite file and key files go")
+    parser = base_parser(__doc__)
     parser.add_argument("--signatures", type=int, default=20_000, help="signatures for the raw verify rate")
     parser.add_argument("--single", type=int, default=2_000, help="single appends (at most)")
     parser.add_argument("--single-seconds", type=float, default=20.0)
@@ -137,13 +133,7 @@ def measure_latency(args: argparse.Namespace, bench: BenchLog) -> dict[str, Any]
 
 
 def merge_into(path: Path, db: str, result: dict[str, Any]) -> None:
-    document: dict[str, Any] = {}
-    if path.exists():
-        document = json.loads(path.read_text())
-    document.setdefault("runs", {})[db] = result
-    document["targets"] = TARGETS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    merge_run(path, db, result, targets=TARGETS)
 
 
 def main(argv: list[str] | None = None) -> None:
