@@ -97,26 +97,12 @@ def _plain(value: JSONValue, depth: int) -> bool:
     never "invalid": the reference path decides. Lone surrogates pass here and fail when encoding.
     """
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             return False
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii():
-                return False
-            item_kind = type(item)
-            if item_kind is str or item_kind is bool or item is None:
-                continue
-            if item_kind is int:
-                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                    continue
-                return False
-            if not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        if depth >= MAX_DEPTH:
+        if kind is dict and not all(type(key) is str and key.isascii() for key in value):
             return False
-        for item in value:
+        for item in (value.values() if kind is dict else value):
             item_kind = type(item)
             if item_kind is str or item_kind is bool or item is None:
                 continue
