@@ -8,8 +8,7 @@ of an entry earlier in the batch, whose handler looks that entry up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -93,6 +92,18 @@ def script() -> Script:
     return Script()
 
 
+@pytest.fixture
+def ledger(script: Script, db_url_factory: Callable[[], str]) -> Iterator[Ledger]:
+    """A ledger holding the script's setup (orgs, keys, grants), appended one by one."""
+    ledger = _ledger(db_url_factory(), script)
+    try:
+        for signed in script.setup():
+            ledger.append(signed)
+        yield ledger
+    finally:
+        ledger.db.dispose()
+
+
 def test_batch_with_an_entry_and_its_correction_equals_one_by_one(
         script: Script, db_url_factory: Callable[[], str]) -> None:
     setup, story = script.setup(), script.story()
@@ -121,119 +132,90 @@ def test_batch_with_an_entry_and_its_correction_equals_one_by_one(
 
 
 def test_correction_of_an_entry_later_in_the_batch_is_rejected(
-        script: Script, db_url_factory: Callable[[], str]) -> None:
-    ledger = _ledger(db_url_factory(), script)
-    try:
-        for signed in script.setup():
-            ledger.append(signed)
-        size = ledger.size()
-        commission = script.entry("dragon-motors", "part.commission",
-                                  {"gtin": GTIN_BRAKE, "serial": "LATER-1", "category": "brakes"})
-        correction = script.entry("dragon-motors", "entry.correct",
-                                  {"corrects": commission.entry_id, "reason_code": "entered_in_error"})
-        with pytest.raises(BatchRejected) as info:
-            ledger.append_batch([correction, commission])
-        assert (info.value.index, info.value.code) == (0, "unknown_entry")
-        assert ledger.size() == size
-        # in the right order the same two entries go in
-        assert [r.seq for r in ledger.append_batch([commission, correction])] == [size, size + 1]
-    finally:
-        ledger.db.dispose()
+        script: Script, ledger: Ledger) -> None:
+    size = ledger.size()
+    commission = script.entry("dragon-motors", "part.commission",
+                              {"gtin": GTIN_BRAKE, "serial": "LATER-1", "category": "brakes"})
+    correction = script.entry("dragon-motors", "entry.correct",
+                              {"corrects": commission.entry_id, "reason_code": "entered_in_error"})
+    with pytest.raises(BatchRejected) as info:
+        ledger.append_batch([correction, commission])
+    assert (info.value.index, info.value.code) == (0, "unknown_entry")
+    assert ledger.size() == size
+    # in the right order the same two entries go in
+    assert [r.seq for r in ledger.append_batch([commission, correction])] == [size, size + 1]
 
 
 def test_serial_commissioned_twice_in_one_batch_is_rejected_naming_the_second(
-        script: Script, db_url_factory: Callable[[], str]) -> None:
-    ledger = _ledger(db_url_factory(), script)
-    try:
-        for signed in script.setup():
-            ledger.append(signed)
-        size = ledger.size()
-        body = {"gtin": GTIN_BRAKE, "serial": "TWICE-1", "category": "brakes"}
-        first = script.entry("dragon-motors", "part.commission", body)
-        second = script.entry("dragon-motors", "part.commission", body)
-        with pytest.raises(LedgerError) as info:
-            ledger.append_batch([first, second])
-        assert isinstance(info.value, BatchRejected) and info.value.index == 1
-        assert ledger.size() == size
-    finally:
-        ledger.db.dispose()
+        script: Script, ledger: Ledger) -> None:
+    size = ledger.size()
+    body = {"gtin": GTIN_BRAKE, "serial": "TWICE-1", "category": "brakes"}
+    first = script.entry("dragon-motors", "part.commission", body)
+    second = script.entry("dragon-motors", "part.commission", body)
+    with pytest.raises(LedgerError) as info:
+        ledger.append_batch([first, second])
+    assert isinstance(info.value, BatchRejected) and info.value.index == 1
+    assert ledger.size() == size
 
 
 def test_key_added_earlier_in_a_batch_signs_a_later_entry(
-        script: Script, db_url_factory: Callable[[], str], tmp_path: Path) -> None:
-    ledger = _ledger(db_url_factory(), script)
-    try:
-        for signed in script.setup():
-            ledger.append(signed)
-        new_key = KeyPair.generate()
-        add = script.entry("oslo-ev", "key.add", {"org_id": "oslo-ev", "public_key": b64encode(new_key.public_key)})
-        revoke = make_signed_entry(new_key, origin=ORIGIN, type="key.revoke", org="oslo-ev",
-                                   body={"kid": new_key.kid}, time=NOW)
-        late = make_signed_entry(new_key, origin=ORIGIN, type="key.add", org="oslo-ev", time=NOW,
-                                 body={"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
-        size = ledger.size()
-        with pytest.raises(BatchRejected) as info:  # signed by a key revoked earlier in the same batch
-            ledger.append_batch([add, revoke, late])
-        assert (info.value.index, info.value.code) == (2, "revoked_key")
-        assert ledger.size() == size
-        assert len(ledger.append_batch([add, revoke])) == 2
-    finally:
-        ledger.db.dispose()
+        script: Script, ledger: Ledger) -> None:
+    new_key = KeyPair.generate()
+    add = script.entry("oslo-ev", "key.add", {"org_id": "oslo-ev", "public_key": b64encode(new_key.public_key)})
+    revoke = make_signed_entry(new_key, origin=ORIGIN, type="key.revoke", org="oslo-ev",
+                               body={"kid": new_key.kid}, time=NOW)
+    late = make_signed_entry(new_key, origin=ORIGIN, type="key.add", org="oslo-ev", time=NOW,
+                             body={"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+    size = ledger.size()
+    with pytest.raises(BatchRejected) as info:  # signed by a key revoked earlier in the same batch
+        ledger.append_batch([add, revoke, late])
+    assert (info.value.index, info.value.code) == (2, "revoked_key")
+    assert ledger.size() == size
+    assert len(ledger.append_batch([add, revoke])) == 2
 
 
 def test_bad_signature_and_revoked_key_are_rejected_at_their_index_in_a_large_batch(
-        script: Script, db_url_factory: Callable[[], str]) -> None:
+        script: Script, ledger: Ledger) -> None:
     """With the signer's key already used in the log, a forged signature is rejected at its index in a large
     batch and alone, and an entry signed by a key revoked earlier in the same batch is rejected in order."""
-    ledger = _ledger(db_url_factory(), script)
-    try:
-        def add_key() -> SignedEntry:
-            return script.entry("oslo-ev", "key.add",
-                                {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+    def add_key() -> SignedEntry:
+        return script.entry("oslo-ev", "key.add",
+                            {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
 
-        for signed in [*script.setup(), add_key()]:
-            ledger.append(signed)  # the workshop has signed an entry: its key is known to the ledger
+    ledger.append(add_key())  # the workshop has signed an entry: its key is known to the ledger
 
-        good = [add_key() for _ in range(100)]
-        forged = add_key()
-        forged = SignedEntry(entry=forged.entry, signature=good[0].signature)  # a signature over other bytes
-        size = ledger.size()
-        for batch, index in (([*good[:70], forged, *good[70:]], 70), ([forged], 0)):
-            with pytest.raises(BatchRejected) as info:
-                ledger.append_batch(batch)
-            assert (info.value.index, info.value.code) == (index, "bad_signature")
-        with pytest.raises(LedgerError) as single:
-            ledger.append(forged)
-        assert single.value.code == "bad_signature"
-        assert ledger.size() == size
-        assert [r.seq for r in ledger.append_batch(good)] == list(range(size, size + 100))
-
-        revoke = script.entry("oslo-ev", "key.revoke", {"kid": script.keys["oslo-ev"].kid})
-        after = add_key()  # validly signed by the key revoked just before it
+    good = [add_key() for _ in range(100)]
+    forged = add_key()
+    forged = SignedEntry(entry=forged.entry, signature=good[0].signature)  # a signature over other bytes
+    size = ledger.size()
+    for batch, index in (([*good[:70], forged, *good[70:]], 70), ([forged], 0)):
         with pytest.raises(BatchRejected) as info:
-            ledger.append_batch([revoke, after])
-        assert (info.value.index, info.value.code) == (1, "revoked_key")
-        ledger.append(revoke)
-        with pytest.raises(LedgerError) as single:
-            ledger.append(after)
-        assert single.value.code == "revoked_key"
-    finally:
-        ledger.db.dispose()
+            ledger.append_batch(batch)
+        assert (info.value.index, info.value.code) == (index, "bad_signature")
+    with pytest.raises(LedgerError) as single:
+        ledger.append(forged)
+    assert single.value.code == "bad_signature"
+    assert ledger.size() == size
+    assert [r.seq for r in ledger.append_batch(good)] == list(range(size, size + 100))
+
+    revoke = script.entry("oslo-ev", "key.revoke", {"kid": script.keys["oslo-ev"].kid})
+    after = add_key()  # validly signed by the key revoked just before it
+    with pytest.raises(BatchRejected) as info:
+        ledger.append_batch([revoke, after])
+    assert (info.value.index, info.value.code) == (1, "revoked_key")
+    ledger.append(revoke)
+    with pytest.raises(LedgerError) as single:
+        ledger.append(after)
+    assert single.value.code == "revoked_key"
 
 
 def test_receipts_of_a_batch_carry_the_same_proofs_as_the_proof_endpoint(
-        script: Script, db_url_factory: Callable[[], str]) -> None:
+        script: Script, ledger: Ledger) -> None:
     """Receipts' inclusion proofs are computed per batch from memoised subtree hashes; they must equal the
     proofs computed independently from the stored nodes, for every position and several tree sizes."""
-    ledger = _ledger(db_url_factory(), script)
-    try:
-        for signed in script.setup():
-            ledger.append(signed)
-        for count in (1, 2, 3, 7, 16, 33, 100):
-            batch = [script.entry("oslo-ev", "key.add",
-                                  {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
-                     for _ in range(count)]
-            for receipt in ledger.append_batch(batch):
-                assert ledger.inclusion_proof(receipt.seq, receipt.tree_size)[2] == receipt.inclusion_proof
-    finally:
-        ledger.db.dispose()
+    for count in (1, 2, 3, 7, 16, 33, 100):
+        batch = [script.entry("oslo-ev", "key.add",
+                              {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+                 for _ in range(count)]
+        for receipt in ledger.append_batch(batch):
+            assert ledger.inclusion_proof(receipt.seq, receipt.tree_size)[2] == receipt.inclusion_proof
