@@ -1,9 +1,9 @@
 """Validating EPCIS 2.0 documents against GS1's official JSON Schema.
 
 The schema is *not* shipped with partsledger: it is read from a path the
-caller gives, or from ``PARTSLEDGER_EPCIS_SCHEMA``, or — in a development
-checkout — from ``shared/standards/epcis/EPCIS-JSON-Schema.json`` beside the
-repository. When none exists, :func:`load_validator` raises
+caller gives, or from ``PARTSLEDGER_EPCIS_SCHEMA``, or from ``epcis/`` under
+``PARTSLEDGER_STANDARDS``, or — in a development checkout — from
+``shared/standards/epcis/EPCIS-JSON-Schema.json`` beside the repository. When none exists, :func:`load_validator` raises
 :class:`SchemaUnavailable` and the capture endpoint refuses documents with a
 clear "validation unavailable" problem rather than letting unvalidated input in.
 
@@ -27,6 +27,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 SCHEMA_ENV = "PARTSLEDGER_EPCIS_SCHEMA"
+STANDARDS_ENV = "PARTSLEDGER_STANDARDS"  # the folder holding epcis/ and tlog/ (GS1 and RFC 6962 files)
 SCHEMA_FILE = "EPCIS-JSON-Schema.json"
 
 
@@ -34,9 +35,16 @@ class SchemaUnavailable(RuntimeError):
     """No EPCIS schema could be found or loaded; validation cannot be done."""
 
 
+def standards_root() -> Path:
+    """``$PARTSLEDGER_STANDARDS`` if set, else ``<parent of the repository>/shared/standards`` (the
+    development and CI layout)."""
+    configured = os.environ.get(STANDARDS_ENV)
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "shared" / "standards"
+
+
 def standards_dir() -> Path:
-    """``<parent of the repository>/shared/standards/epcis`` (the development and CI layout)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "standards" / "epcis"
+    """The official EPCIS files: ``standards_root() / "epcis"``."""
+    return standards_root() / "epcis"
 
 
 def default_schema_path() -> Path:

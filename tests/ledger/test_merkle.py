@@ -7,13 +7,13 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.epcis.validate import standards_root
 from ledger.errors import IntegrityError, InvalidInput, ProofError
 from ledger.merkle import (
     EMPTY_ROOT,
@@ -36,7 +36,7 @@ from ledger.merkle import (
     verify_inclusion,
 )
 
-TLOG = Path(__file__).resolve().parents[2].parent / "shared" / "standards" / "tlog"
+TLOG = standards_root() / "tlog"
 TESTDATA = TLOG / "merkle-testdata"
 
 MAX_N = 300
