@@ -35,19 +35,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
-from sqlmodel import Session, col
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session, SQLModel, col
 
 from ledger import merkle
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.domain import Context, FlagNote, get_handler
-from ledger.entries import ZERO_HASH, Record, SignedEntry, build_record, parse_record, parse_time, utc_now
+from ledger.domain.registry import lookups_of
+from ledger.entries import ZERO_HASH, Entry, Record, SignedEntry, build_record, parse_record, parse_time, utc_now
 from ledger.errors import IntegrityError, InvalidInput, LedgerError, NotFound, PolicyRejected, SignatureError
 from ledger.group_commit import GroupCommitter, Rejected
 from ledger.keys import KeyPair, b64encode
 from ledger.note import Signer
+from ledger.storage.bulk import insert_rows
 from ledger.storage.db import Database
-from ledger.storage.domain_tables import LedgerFlag
+from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 from ledger.storage.state import StateStore
 
@@ -226,6 +228,8 @@ class Ledger:
                     )
                 ).all()
                 known.update({str(r[0]): int(r[1]) for r in rows})
+            if len(items) > 1:
+                self._prefetch(state, [item.entry for item in items if item.entry_id not in known])
             placed: list[tuple[int, bool, list[FlagNote]]] = []
             record_rows: list[dict[str, Any]] = []
             node_rows: list[dict[str, Any]] = []
@@ -254,15 +258,16 @@ class Ledger:
                 placed.append((size, False, ctx.flags))
                 prev = leaf
                 size += 1
-            session.flush()  # the handlers' staged projection rows: one multi-row insert per table
+            state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
             note = ""
             if record_rows:
-                session.execute(insert(RECORDS), record_rows)
-                session.execute(insert(NODES), node_rows)
+                conn = session.connection()
+                insert_rows(conn, RECORDS, record_rows)
+                insert_rows(conn, NODES, node_rows)
                 root = merkle.root_hash(size, cache.get)
                 note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
-                session.execute(insert(CHECKPOINTS).values(size=size, root=root, note=note,
-                                                             created_at=self.clock()))
+                insert_rows(conn, CHECKPOINTS, [{"size": size, "root": root, "note": note,
+                                                 "created_at": self.clock()}])
             receipts = []
             for seq, duplicate, flags in placed:
                 if not duplicate:
@@ -273,6 +278,18 @@ class Ledger:
                 else:
                     receipts.append(self._receipt(session, cache, seq, duplicate, flags))
         return receipts
+
+    @staticmethod
+    def _prefetch(state: StateStore, entries: list[Entry]) -> None:
+        """Load (or learn the absence of) every row the batch's admission and handlers look up by key."""
+        wanted: dict[type[SQLModel], list[Any]] = {Org: [], OrgKey: []}
+        for entry in entries:
+            wanted[Org].append(entry.org)
+            wanted[OrgKey].append(entry.kid)
+            for cls, pk in lookups_of(entry):
+                wanted.setdefault(cls, []).append(pk)
+        for cls, pks in wanted.items():
+            state.staging.prefetch(cls, pks)
 
     def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
         entry = item.entry

@@ -7,9 +7,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sqlmodel import SQLModel
+
 from ledger.domain import registry
 from ledger.domain.body import get_str
 from ledger.domain.registry import Context, Handler
+from ledger.entries import Entry
 from ledger.errors import InvalidInput, NotFound, PolicyRejected
 from ledger.gs1 import gtin_has_prefix, validate_gtin, validate_serial
 from ledger.storage.domain_repo import DomainRepo
@@ -52,9 +55,18 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
                                   serial=serial if isinstance(serial, str) and len(serial) <= 20 else None))
 
         registry.handles(event_type)(run)
+        registry.looks_up(event_type)(_part_lookup)
         return fn
 
     return decorator
+
+
+def _part_lookup(entry: Entry) -> list[tuple[type[SQLModel], Any]]:
+    """The part an entry names in ``gtin``/``serial`` (most part events look it up)."""
+    gtin, serial = entry.body.get("gtin"), entry.body.get("serial")
+    if isinstance(gtin, str) and isinstance(serial, str):
+        return [(Part, (gtin, serial))]
+    return []
 
 
 def repo(ctx: Context) -> DomainRepo:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from sqlmodel import SQLModel
 
 from ledger.domain.body import COUNTRY_RE, get_opt_str, get_str, get_str_list, require_keys
 from ledger.domain.common import flag, handles, repo
-from ledger.domain.registry import Context
-from ledger.entries import format_time, is_valid_org_id, parse_time
-from ledger.errors import Conflict, InvalidInput, NotFound, PolicyRejected
+from ledger.domain.registry import Context, looks_up
+from ledger.entries import Entry, format_time, is_valid_org_id, parse_time
+from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, PolicyRejected
 from ledger.keys import b64decode, key_id
 from ledger.storage.domain_tables import Org, OrgKey
 from ledger.storage.staging import new_row
@@ -105,6 +108,25 @@ def add_key(ctx: Context) -> None:
     if ctx.entry.org != org_id and (actor is None or actor.kind != "operator"):
         raise PolicyRejected("a key is added by its own org or by the operator", code="role_forbidden")
     _add_keys(ctx, org_id, [b64decode(body["public_key"], field="body.public_key", size=32)])
+
+
+@looks_up("log.genesis", "org.register", "key.add")
+def _key_lookups(entry: Entry) -> list[tuple[type[SQLModel], Any]]:
+    """The org and the keys a registration or key.add checks for."""
+    body = entry.body
+    raw = body.get("public_keys")
+    keys = raw if isinstance(raw, list) else [body.get("public_key")]
+    found: list[tuple[type[SQLModel], Any]] = []
+    if isinstance(body.get("org_id"), str):
+        found.append((Org, body["org_id"]))
+    for value in keys:
+        if not isinstance(value, str):
+            continue
+        try:
+            found.append((OrgKey, key_id(b64decode(value, field="public_key", size=32))))
+        except (LedgerError, TypeError, ValueError):
+            continue
+    return found
 
 
 @handles("key.revoke")

@@ -10,8 +10,11 @@ anywhere rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import SQLModel
 
 from ledger.entries import Entry
 from ledger.errors import InvalidInput
@@ -48,8 +51,14 @@ class Context:
 
 
 Handler = Callable[[Context], None]
+#: The primary-key look-ups a handler is about to make for an entry, as ``(table model, key)`` pairs, so a
+#: batch can answer them all with one query per table first (:meth:`~ledger.storage.staging.Staging.prefetch`).
+#: Only a hint: it must not raise on a bad body (the handler rejects that), and a look-up it misses is
+#: simply answered by its own query.
+Lookups = Callable[[Entry], Iterable[tuple[type[SQLModel], Any]]]
 
 _HANDLERS: dict[str, Handler] = {}
+_LOOKUPS: dict[str, list[Lookups]] = {}
 
 
 def handles(event_type: str) -> Callable[[Handler], Handler]:
@@ -62,6 +71,23 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
         return fn
 
     return decorator
+
+
+def looks_up(*event_types: str) -> Callable[[Lookups], Lookups]:
+    """Register ``fn`` as (one of) the look-up hints of ``event_types``."""
+
+    def decorator(fn: Lookups) -> Lookups:
+        for event_type in event_types:
+            _LOOKUPS.setdefault(event_type, []).append(fn)
+        return fn
+
+    return decorator
+
+
+def lookups_of(entry: Entry) -> Iterator[tuple[type[SQLModel], Any]]:
+    """The look-up hints registered for ``entry``'s type."""
+    for fn in _LOOKUPS.get(entry.type, ()):
+        yield from fn(entry)
 
 
 def get_handler(event_type: str) -> Handler:

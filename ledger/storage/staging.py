@@ -6,33 +6,41 @@ with ``session.get`` (one ``SELECT`` for every row not in the identity map,
 after flushing everything pending). :class:`Staging` is the per-transaction
 view the state store and the domain repository share instead:
 
-* :meth:`add` hands the row to the session **without flushing**: the rows a
-  batch adds are written by the session's single flush at commit (or by an
-  autoflush before a query), where SQLAlchemy sends one multi-row ``INSERT``
-  per table;
+* :meth:`add` keeps a new row **out of the session**: the new rows of a
+  transaction are inserted by :meth:`write` (or by the next flush, which a
+  query's autoflush or the commit starts), one driver ``executemany`` per
+  table (:func:`~ledger.storage.bulk.insert_rows`) instead of the ORM's unit
+  of work; rows that were loaded are changed in the session as usual;
 * :meth:`get` answers from the rows this transaction already added or looked
   up (including "not there"), and otherwise loads the row with autoflush off,
-  so a look-up never flushes.
+  so a look-up never flushes; :meth:`prefetch` answers the look-ups a whole
+  batch is about to make with one query.
 
 That is correct because every projection write in a transaction goes through
 :meth:`add`: a row that is not staged and was not found earlier in the same
 transaction cannot have appeared since. Queries other than primary-key
-look-ups still autoflush first, so they see every staged row.
+look-ups still autoflush first, so they see every staged row; inserted rows
+are then attached to the session, so those queries return the same objects
+and later changes to them are written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, inspect, select
-from sqlalchemy.orm import Mapper
-from sqlalchemy.orm.attributes import manager_of_class
+from sqlalchemy import Select, Table, and_, bindparam, event, inspect, or_, select
+from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state, manager_of_class
 from sqlmodel import Session, SQLModel
+
+from ledger.storage.bulk import insert_rows
 
 T = TypeVar("T", bound=SQLModel)
 
 _PK_NAMES: dict[type, tuple[str, ...]] = {}
 _EXISTS: dict[type, Select[Any]] = {}
+_AUTOINCREMENT: dict[type, bool] = {}
 
 
 def _pk_names(cls: type) -> tuple[str, ...]:
@@ -82,11 +90,14 @@ def new_row(cls: type[T], **values: Any) -> T:
 
 
 class Staging:
-    """Primary-key look-ups and unflushed adds of one session (one transaction)."""
+    """Primary-key look-ups and unwritten adds of one session (one transaction)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows: dict[tuple[type, tuple[Any, ...]], Any] = {}
+        self._new: dict[Table, list[Any]] = {}  # new rows not written yet, by table, in the order added
+        self._queued: set[int] = set()  # id() of the rows in ``_new``
+        self._listening = False
 
     def get(self, cls: type[T], pk: Any) -> T | None:
         key = (cls, pk if isinstance(pk, tuple) else (pk,))
@@ -105,13 +116,87 @@ class Staging:
         self._rows[key] = row
         return row
 
+    def prefetch(self, cls: type[SQLModel], pks: Iterable[Any]) -> None:
+        """Answer the coming :meth:`get` calls for ``pks`` with one query per 500 keys instead of one each."""
+        wanted = [pk for pk in dict.fromkeys(pk if isinstance(pk, tuple) else (pk,) for pk in pks)
+                  if (cls, pk) not in self._rows]
+        if not wanted:
+            return
+        names = _pk_names(cls)
+        columns = [getattr(cls, name) for name in names]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            if len(names) == 1:
+                where = columns[0].in_([pk[0] for pk in chunk])
+            else:  # one ``a = x AND b IN (...)`` term per leading value: index probes on every database
+                groups: dict[tuple[Any, ...], list[Any]] = {}
+                for pk in chunk:
+                    groups.setdefault(pk[:-1], []).append(pk[-1])
+                where = or_(*(and_(*(c == v for c, v in zip(columns[:-1], lead, strict=True)),
+                                   columns[-1].in_(last)) for lead, last in groups.items()))
+            with self.session.no_autoflush:
+                rows = self.session.execute(select(cls).where(where)).scalars().all()
+            for row in rows:
+                self._rows[(cls, tuple(getattr(row, name) for name in names))] = row
+        for pk in wanted:
+            self._rows.setdefault((cls, pk), None)
+
     def add(self, row: SQLModel) -> None:
-        """Add (or re-add a changed) ``row``; written at the next flush, not now."""
-        self.session.add(row)
+        """Add a new row (or re-add a changed one); written at the next flush or :meth:`write`, not now."""
         cls = type(row)
+        if instance_state(row).key is None and not _autoincrement(cls):
+            if id(row) not in self._queued:
+                self._queued.add(id(row))
+                self._new.setdefault(cls.__table__, []).append(row)  # type: ignore[attr-defined]
+                if not self._listening:  # read-only sessions never pay for the listeners
+                    event.listen(self.session, "before_flush", self._before_flush)
+                    event.listen(self.session, "before_commit", self._before_commit)
+                    self._listening = True
+        else:  # rows loaded or already written (and autoincrement rows): the session writes their changes
+            self.session.add(row)
         pk = tuple(getattr(row, name) for name in _pk_names(cls))
         if None not in pk:  # autoincrement keys are never looked up
             self._rows[(cls, pk)] = row
+
+    def write(self, *, attach: bool = True) -> None:
+        """Write everything staged: the new rows with one driver ``executemany`` per table, then (by a
+        flush) the changes to loaded rows.
+
+        ``attach``: make the inserted rows persistent in the session, so that later changes to them are
+        written and queries later in this transaction return these same objects. The last write before a
+        commit can skip that.
+        """
+        self._insert_new(attach=attach)
+        self.session.flush()
+
+    def _insert_new(self, *, attach: bool) -> None:
+        if not self._new:
+            return
+        new, self._new = self._new, {}
+        self._queued.clear()
+        conn = self.session.connection()
+        for table, rows in new.items():
+            insert_rows(conn, table, [row.__dict__ for row in rows])
+            if attach:
+                for row in rows:
+                    make_transient_to_detached(row)
+                    self.session.add(row)
+
+    # A session with no changes of its own skips its flush (and the flush events) altogether, so the
+    # commit and explicit queries (:meth:`write`) are what guarantee staged rows are written; a flush of
+    # changed loaded rows that happens first takes them along.
+    def _before_flush(self, _session: Session, _context: Any, _instances: Any) -> None:
+        self._insert_new(attach=True)
+
+    def _before_commit(self, _session: Session) -> None:
+        self._insert_new(attach=False)
+
+
+def _autoincrement(cls: type) -> bool:
+    found = _AUTOINCREMENT.get(cls)
+    if found is None:
+        found = _AUTOINCREMENT[cls] = cls.__table__.autoincrement_column is not None  # type: ignore[attr-defined]
+    return found
 
 
 __all__ = ["Staging", "new_row"]

@@ -32,7 +32,7 @@ class StateStore:
     def _execute(self, stmt: Any) -> Result[Any]:
         """Run a query after writing the staged rows (explicitly, so it sees them and so that a write
         error surfaces as itself, not as a side effect of the query)."""
-        self.session.flush()
+        self.staging.write()
         return self.session.execute(stmt)
 
     # orgs -----------------------------------------------------------------

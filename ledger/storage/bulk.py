@@ -1,0 +1,77 @@
+"""Multi-row inserts handed straight to the database driver.
+
+An appending transaction writes thousands of rows (records, Merkle nodes,
+projection rows). Through SQLAlchemy's ``execute(insert(table), rows)`` every
+row's parameters are rebuilt by the compiler (about 5 µs a row), and through
+the ORM's unit of work every object is also sorted, collected and registered
+(about 30 µs). :func:`insert_rows` compiles ``INSERT INTO table (all columns)``
+once per table and dialect, applies the column types' own bind processors
+(JSON serialisation, for instance) and gives the driver one ``executemany``:
+the statement and the values are exactly what SQLAlchemy would have sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, LargeBinary, Table, insert
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    keys: tuple[str, ...]  # column keys in parameter order
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
+    positional: bool
+
+
+_CACHE: dict[tuple[Table, str], _Compiled] = {}
+
+
+def _compiled(table: Table, conn: Connection) -> _Compiled:
+    dialect = conn.dialect
+    key = (table, dialect.name)
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
+    columns = list(table.columns)
+    compiled = insert(table).compile(dialect=dialect, column_keys=[c.key for c in columns])
+    positional = bool(compiled.positional)
+    keys = tuple(compiled.positiontup or ()) if positional else tuple(c.key for c in columns)
+    by_key = {c.key: c for c in columns}
+    processors = []
+    for position, name in enumerate(keys):
+        column_type = by_key[name].type
+        if isinstance(column_type, LargeBinary):
+            continue  # both drivers take bytes as they are (the processor would only wrap them)
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((position, process))
+    found = _Compiled(str(compiled), keys, tuple(processors), positional)
+    _CACHE[key] = found
+    return found
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``INSERT`` ``rows`` (every column of ``table`` given, by column key) in one driver ``executemany``."""
+    if not rows:
+        return
+    compiled = _compiled(table, conn)
+    keys = compiled.keys
+    try:
+        params: list[Any] = [[row[k] for k in keys] for row in rows]
+    except KeyError as exc:
+        raise ValueError(f"insert into {table.name}: no value for column {exc.args[0]}") from None
+    for position, process in compiled.processors:
+        for values in params:
+            values[position] = process(values[position])
+    if compiled.positional:
+        params = [tuple(values) for values in params]
+    else:
+        params = [dict(zip(keys, values, strict=True)) for values in params]
+    conn.exec_driver_sql(compiled.sql, params)
+
+
+__all__ = ["insert_rows"]
