@@ -23,9 +23,11 @@ Merkle leaf at once. Genesis (seq 0) has ``prev`` = 32 zero bytes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,9 +51,17 @@ _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 
+_NOW: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
     """The current time as an RFC 3339 UTC string with second precision."""
-    return format_time(datetime.now(UTC))
+    global _NOW
+    seconds = int(time.time())
+    cached = _NOW  # one tuple read: a racing thread sees an old or a new pair, never half of each
+    if cached[0] != seconds:
+        cached = _NOW = (seconds, format_time(datetime.fromtimestamp(seconds, UTC)))
+    return cached[1]
 
 
 def format_time(moment: datetime) -> str:
@@ -66,6 +76,12 @@ def parse_time(text: Any, *, field: str = "time") -> datetime:
         raise InvalidInput(
             f"{field}: expected an RFC 3339 UTC time like 2026-11-28T12:00:00Z", code="invalid_time", field=field
         )
+    return _parse_utc(text, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_utc(text: str, field: str) -> datetime:
+    # Cached: a batch's entries and the log's clock mostly repeat the same few seconds (errors are not cached).
     try:
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError:
@@ -83,7 +99,7 @@ class Entry:
     data: dict[str, Any]
     canonical: bytes
 
-    @property
+    @functools.cached_property
     def entry_id(self) -> str:
         return hashlib.sha256(self.canonical).hexdigest()
 

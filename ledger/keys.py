@@ -91,14 +91,22 @@ def signed_message(purpose: Purpose, payload: bytes) -> bytes:
 
 def verify_signature(public_key: bytes, purpose: Purpose, payload: bytes, signature: bytes) -> None:
     """Raise :class:`SignatureError` unless ``signature`` is valid for ``payload`` under ``purpose``."""
-    if len(signature) != SIGNATURE_SIZE:
-        raise SignatureError("an Ed25519 signature is 64 bytes", code="bad_signature", field="sig")
+    check_signature_size(signature)
     try:
         nacl.signing.VerifyKey(public_key).verify(signed_message(purpose, payload), signature)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-        raise SignatureError(
-            "signature does not verify over the canonical bytes with the named key", code="bad_signature", field="sig"
-        ) from None
+        raise bad_signature() from None
+
+
+def check_signature_size(signature: bytes) -> None:
+    if len(signature) != SIGNATURE_SIZE:
+        raise SignatureError("an Ed25519 signature is 64 bytes", code="bad_signature", field="sig")
+
+
+def bad_signature() -> SignatureError:
+    """The error of a signature that does not verify (however it was checked)."""
+    return SignatureError("signature does not verify over the canonical bytes with the named key",
+                          code="bad_signature", field="sig")
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,8 @@ __all__ = [
     "b64encode",
     "b64url_decode",
     "b64url_encode",
+    "bad_signature",
+    "check_signature_size",
     "key_id",
     "load_or_create_key_file",
     "read_key_file",

@@ -31,6 +31,7 @@ the commit that made its entry durable, or the error that rejected it alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -44,9 +45,11 @@ from ledger.domain import Context, FlagNote, get_handler
 from ledger.domain.registry import lookups_of
 from ledger.entries import ZERO_HASH, Entry, Record, SignedEntry, build_record, parse_record, parse_time, utc_now
 from ledger.errors import IntegrityError, InvalidInput, LedgerError, NotFound, PolicyRejected, SignatureError
+from ledger.gc_pause import gc_paused
 from ledger.group_commit import GroupCommitter, Rejected
-from ledger.keys import KeyPair, b64encode
+from ledger.keys import KeyPair, b64encode, bad_signature, check_signature_size, signed_message
 from ledger.note import Signer
+from ledger.sigpool import PARALLEL_MIN_BATCH, SignaturePool, shared_pool
 from ledger.storage.bulk import insert_rows
 from ledger.storage.db import Database
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
@@ -142,6 +145,7 @@ class _NodeCache:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``, as :func:`merkle.inclusion_proof`."""
+        nodes = self.nodes
         path: list[bytes] = []
         lo, hi = 0, size
         while hi - lo > 1:
@@ -149,8 +153,10 @@ class _NodeCache:
             if index < lo + k:
                 path.append(self.range_hash(lo + k, hi))
                 hi = lo + k
-            else:
-                path.append(self.range_hash(lo, lo + k))
+            else:  # the left part is a complete, aligned subtree: usually a node already in hand
+                level = k.bit_length() - 1
+                found = nodes.get((level, lo >> level))
+                path.append(found if found is not None else self.range_hash(lo, lo + k))
                 lo += k
         path.reverse()
         return path
@@ -168,6 +174,26 @@ class _NodeCache:
             ).all()
             for level, idx, digest in rows:
                 self.nodes[(int(level), int(idx))] = bytes(digest)
+
+
+class _Verify:
+    """Checks the signature of the batch entry at ``index``: at once, or by queueing it in ``pool`` (a helper
+    process verifies while this thread goes on; the batch drains the pool before it commits)."""
+
+    __slots__ = ("index", "pool")
+
+    def __init__(self, pool: SignaturePool | None, index: int) -> None:
+        self.pool = pool
+        self.index = index
+
+    def __call__(self, item: SignedEntry, public_key: bytes) -> None:
+        if self.pool is None:
+            item.verify(public_key)
+            return
+        check_signature_size(item.signature)
+        failed = self.pool.add(self.index, public_key, signed_message("entry", item.entry.canonical), item.signature)
+        if failed is not None:
+            raise BatchRejected(failed, bad_signature())
 
 
 def _rejected_entry(exc: BaseException) -> Rejected | None:
@@ -211,7 +237,8 @@ class Ledger:
         """
         if not items:
             raise InvalidInput("a batch needs at least one entry", code="invalid_entry")
-        with self.db.write() as session:
+        helpers = shared_pool() if len(items) >= PARALLEL_MIN_BATCH else nullcontext(None)
+        with gc_paused(), helpers as pool, self.db.write() as session:
             state = StateStore(session)
             cache = _NodeCache(session)
             head = session.execute(
@@ -240,8 +267,13 @@ class Ledger:
                     continue
                 logged = self.clock()
                 try:
-                    ctx = self._admit(state, item, size, logged)
+                    ctx = self._admit(state, item, size, logged, _Verify(pool, index))
+                except BatchRejected:
+                    raise
                 except LedgerError as exc:
+                    bad = None if pool is None else pool.drain()
+                    if bad is not None and bad <= index:  # checked in order, its signature would have failed first
+                        raise BatchRejected(bad, bad_signature()) from None
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
                 leaf = record.leaf_hash
@@ -258,6 +290,10 @@ class Ledger:
                 placed.append((size, False, ctx.flags))
                 prev = leaf
                 size += 1
+            if pool is not None:
+                bad = pool.drain()
+                if bad is not None:
+                    raise BatchRejected(bad, bad_signature())
             state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
             note = ""
             if record_rows:
@@ -291,7 +327,7 @@ class Ledger:
         for cls, pks in wanted.items():
             state.staging.prefetch(cls, pks)
 
-    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str) -> Context:
+    def _admit(self, state: StateStore, item: SignedEntry, seq: int, logged: str, verify: _Verify) -> Context:
         entry = item.entry
         if entry.origin != self.origin:
             raise InvalidInput(f"entry.origin {entry.origin!r} is not this log ({self.origin!r})",
@@ -322,7 +358,7 @@ class Ledger:
             if key.revoked_seq is not None:
                 raise SignatureError(f"key {entry.kid} was revoked at seq {key.revoked_seq}", code="revoked_key",
                                      field="kid")
-            item.verify(bytes(key.public_key))
+            verify(item, bytes(key.public_key))
         self._check_clock(entry.time, logged)
         ctx = Context(state=state, entry=entry, seq=seq, logged=logged)
         get_handler(entry.type)(ctx)

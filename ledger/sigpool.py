@@ -8,6 +8,12 @@ one thread alone. Whole audits therefore hand batches of
 (``python -m ledger.sigpool``: no fork of the caller, nothing but PyNaCl
 imported) while the caller goes on parsing and chaining.
 
+Large append batches (:data:`PARALLEL_MIN_BATCH` entries or more) do the
+same with one shared helper (:func:`shared_pool`): the appending thread finds
+each entry's key, queues the signature and runs the entry's policy while the
+helper verifies, and drains the helper before it commits. Set
+``PARTSLEDGER_VERIFY_HELPERS=0`` to verify in the appending thread instead.
+
 Every signature is tagged with the caller's sequence number. :meth:`add`
 returns the tag of a failure already known (a batch answered earlier), and
 :meth:`drain` waits for everything and returns the first failing tag in
@@ -22,11 +28,15 @@ of the first failing item, or ``0xFFFFFFFF``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import struct
 import subprocess
 import sys
+import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 _U32 = struct.Struct("<I")
@@ -134,6 +144,13 @@ class SignaturePool:
             self._receive()
         return self._failed
 
+    def reset(self) -> None:
+        """Wait for (and forget) everything in flight, ready for the next, unrelated set of signatures."""
+        self._items = []
+        while self._inflight:
+            self._receive()
+        self._failed = None
+
     def close(self) -> None:
         for proc in self._procs:
             if proc.stdin is not None:
@@ -185,8 +202,61 @@ class SignaturePool:
             self._failed = tags[index]
 
 
+#: Batches of at least this many entries verify their signatures in the shared helper process.
+PARALLEL_MIN_BATCH = 64
+
+_shared: SignaturePool | None = None
+_shared_lock = threading.Lock()
+
+
+def _close_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None
+
+
+def batch_helpers_enabled() -> bool:
+    """Whether batch appends may use a helper process: a second CPU, and not turned off by
+    ``PARTSLEDGER_VERIFY_HELPERS=0``."""
+    return (os.cpu_count() or 1) >= 2 and os.environ.get("PARTSLEDGER_VERIFY_HELPERS", "1") != "0"
+
+
+@contextmanager
+def shared_pool() -> Iterator[SignaturePool | None]:
+    """This process's one-helper pool for batch appends, or ``None`` when it is busy (another batch has
+    it: that batch verifies in its own thread instead), turned off or cannot start.
+
+    Whatever the borrower leaves queued is drained before the next borrower gets the pool, so no answer
+    ever reaches the wrong batch; a pool whose helper died is dropped and started afresh next time.
+    """
+    global _shared
+    if not batch_helpers_enabled() or not _shared_lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        if _shared is None:
+            try:
+                _shared = SignaturePool(1, batch=64, depth=8)
+            except OSError:
+                yield None
+                return
+            atexit.register(_close_shared)
+        pool = _shared
+        try:
+            yield pool
+        finally:
+            try:
+                pool.reset()
+            except (OSError, RuntimeError):
+                _close_shared()
+    finally:
+        _shared_lock.release()
+
+
 if __name__ == "__main__":
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
-__all__ = ["PARALLEL_MIN_RECORDS", "SignaturePool", "default_workers", "serve", "verify_items"]
+__all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "default_workers",
+           "serve", "shared_pool", "verify_items"]

@@ -62,6 +62,20 @@ def _exists(cls: type) -> Select[Any]:
     return stmt
 
 
+_MISSING = object()
+# Per table model: its fields in order as (name, required, default, default factory), read once.
+_FIELD_PLANS: dict[type, tuple[tuple[str, bool, Any, Any], ...]] = {}
+
+
+def _field_plan(cls: type[SQLModel]) -> tuple[tuple[str, bool, Any, Any], ...]:
+    plan = _FIELD_PLANS.get(cls)
+    if plan is None:
+        plan = _FIELD_PLANS[cls] = tuple(
+            (name, field.is_required(), field.default, field.default_factory)
+            for name, field in cls.model_fields.items())
+    return plan
+
+
 def new_row(cls: type[T], **values: Any) -> T:
     """``cls(**values)`` for a new table row, without SQLModel's per-attribute constructor.
 
@@ -70,19 +84,22 @@ def new_row(cls: type[T], **values: Any) -> T:
     just its values in its ``__dict__`` (which is what the insert reads), missing ones filled with
     the field defaults, and the same pydantic bookkeeping ``__init__`` leaves behind.
     """
-    fields = cls.model_fields
-    unknown = values.keys() - fields.keys()
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    plan = _field_plan(cls)
     row: T = manager_of_class(cls).new_instance()
     data = row.__dict__
-    for name, field in fields.items():
-        if name in values:
-            data[name] = values[name]
-        elif field.is_required():
+    used = 0
+    for name, required, default, factory in plan:
+        value = values.get(name, _MISSING)
+        if value is not _MISSING:
+            data[name] = value
+            used += 1
+        elif required:
             raise TypeError(f"{cls.__name__}: missing required field {name}")
         else:
-            data[name] = field.get_default(call_default_factory=True)
+            data[name] = factory() if factory is not None else default
+    if used != len(values):
+        unknown = values.keys() - {name for name, *_ in plan}
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
     object.__setattr__(row, "__pydantic_fields_set__", set(values))
     object.__setattr__(row, "__pydantic_extra__", None)
     object.__setattr__(row, "__pydantic_private__", None)

@@ -219,3 +219,38 @@ def test_receipts_of_a_batch_carry_the_same_proofs_as_the_proof_endpoint(
                  for _ in range(count)]
         for receipt in ledger.append_batch(batch):
             assert ledger.inclusion_proof(receipt.seq, receipt.tree_size)[2] == receipt.inclusion_proof
+
+
+@pytest.mark.parametrize("helpers", ["1", "0"], ids=["helper-process", "in-thread"])
+def test_first_failure_is_named_whether_signatures_are_checked_by_the_helper_or_in_thread(
+        script: Script, ledger: Ledger, helpers: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large batches hand their signatures to a helper process and go on; whichever entry would fail first
+    when checked one by one (a forged signature or a policy rejection) is the one named, and the next batch
+    gets no stale answer from the helper."""
+    from ledger import sigpool
+
+    monkeypatch.setenv("PARTSLEDGER_VERIFY_HELPERS", helpers)
+
+    def add_key(org: str = "oslo-ev") -> SignedEntry:
+        return script.entry(org, "key.add",
+                            {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+
+    ledger.append(add_key())
+    good = [add_key() for _ in range(sigpool.PARALLEL_MIN_BATCH * 2)]
+    forged = SignedEntry(entry=add_key().entry, signature=good[0].signature)
+    forbidden = add_key("indie-garage")  # another workshop may not add oslo-ev's keys: role_forbidden
+    size = ledger.size()
+    cases = [
+        ([*good[:80], forged, *good[80:100], forbidden, *good[100:]], 80, "bad_signature"),
+        ([*good[:80], forbidden, *good[80:100], forged, *good[100:]], 80, "role_forbidden"),
+        ([*good, forged], len(good), "bad_signature"),  # found only when the batch drains the helper
+    ]
+    for batch, index, code in cases:
+        with pytest.raises(BatchRejected) as info:
+            ledger.append_batch(batch)
+        assert (info.value.index, info.value.code) == (index, code)
+        assert ledger.size() == size
+    receipts = ledger.append_batch(good)
+    assert [r.seq for r in receipts] == list(range(size, size + len(good)))
+    if helpers == "1" and sigpool.batch_helpers_enabled():
+        assert sigpool._shared is not None  # the helper process did the checking
