@@ -32,6 +32,8 @@ problem document with a stable `code`.
 
 
 _startup_frozen = threading.Lock()
+#: The collector's generation thresholds in a serving process (CPython's default is 700, 10, 10).
+SERVER_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def freeze_startup_objects() -> None:
@@ -41,10 +43,19 @@ def freeze_startup_objects() -> None:
     process; left tracked, every full collection walks all of them (≈150,000
     objects, ~100 ms: a latency spike every few thousand requests under load).
     Only the first call in a process freezes (tests build many apps).
+
+    It also makes the young generations collect less often (every 50,000
+    allocations instead of 700). A collection costs about as much as the
+    objects alive at that moment — the requests in flight — so under load the
+    default thresholds spent ~14 % of the server's CPU re-examining the same
+    in-flight objects (measured with 1,000 appends/s offered: 1.3 s of
+    collections in 10 s); with these, 0.4 s. Cyclic garbage still goes, a
+    little later.
     """
     if _startup_frozen.acquire(blocking=False):
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*SERVER_GC_THRESHOLDS)
 
 
 def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = None) -> FastAPI:

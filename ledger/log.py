@@ -30,7 +30,9 @@ the commit that made its entry durable, or the error that rejected it alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -110,19 +112,59 @@ class StoredCheckpoint:
     note: str
 
 
+class CommittedNodes:
+    """Merkle nodes known to be committed, shared by every transaction of one :class:`Ledger`.
+
+    A stored node never changes (position ``(level, index)`` of an append-only tree has one hash
+    forever), so a node read from the database or written by a committed batch can be served from
+    memory to any later transaction. Appends keep needing the same few: the right edge of the tree
+    (the siblings of the next leaves) and the subtrees the newest receipts' proofs are made of;
+    without this, every small batch read them with several queries. Least recently used nodes are
+    dropped beyond ``capacity``.
+    """
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.capacity = capacity
+        self._nodes: OrderedDict[merkle.NodeKey, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, keys: Sequence[merkle.NodeKey], into: dict[merkle.NodeKey, bytes]) -> None:
+        """Copy the known ones of ``keys`` into ``into``."""
+        with self._lock:
+            nodes = self._nodes
+            for key in keys:
+                found = nodes.get(key)
+                if found is not None:
+                    nodes.move_to_end(key)
+                    into[key] = found
+
+    def put(self, items: Iterable[tuple[merkle.NodeKey, bytes]]) -> None:
+        with self._lock:
+            nodes = self._nodes
+            nodes.update(items)
+            while len(nodes) > self.capacity:
+                nodes.popitem(last=False)
+
+
 class _NodeCache:
     """A per-transaction view of stored Merkle nodes plus those written in this transaction."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, committed: CommittedNodes | None = None) -> None:
         self.session = session
+        self.committed = committed
         self.nodes: dict[merkle.NodeKey, bytes] = {}
         self.ranges: dict[tuple[int, int], bytes] = {}
 
     def get(self, keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
         missing = [k for k in dict.fromkeys(keys) if k not in self.nodes]
+        if missing and self.committed is not None:
+            self.committed.take(missing, self.nodes)
+            missing = [k for k in missing if k not in self.nodes]
         if missing:
             with self.session.no_autoflush:  # log tables only: the handlers' staged rows need not be written
-                self._load(missing)
+                loaded = self._load(missing)
+            if self.committed is not None:  # visible to this transaction: committed
+                self.committed.put(loaded)
         return {k: self.nodes[k] for k in keys if k in self.nodes}
 
     def range_hash(self, lo: int, hi: int) -> bytes:
@@ -161,9 +203,10 @@ class _NodeCache:
         path.reverse()
         return path
 
-    def _load(self, missing: list[merkle.NodeKey]) -> None:
+    def _load(self, missing: list[merkle.NodeKey]) -> list[tuple[merkle.NodeKey, bytes]]:
         # One ``level = L AND idx IN (...)`` term per level, OR-ed: each term is a primary-key range probe.
         # (A row-value ``(level, idx) IN (...)`` makes SQLite scan the whole node table: O(n) proofs.)
+        loaded: list[tuple[merkle.NodeKey, bytes]] = []
         for start in range(0, len(missing), 400):
             by_level: dict[int, list[int]] = {}
             for level, idx in missing[start:start + 400]:
@@ -173,7 +216,10 @@ class _NodeCache:
                 select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
             ).all()
             for level, idx, digest in rows:
-                self.nodes[(int(level), int(idx))] = bytes(digest)
+                key, value = (int(level), int(idx)), bytes(digest)
+                self.nodes[key] = value
+                loaded.append((key, value))
+        return loaded
 
 
 class _Verify:
@@ -214,6 +260,7 @@ class Ledger:
         self.clock = clock
         self.clock_policy = clock_policy or ClockPolicy()
         self._appends: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(self.append_batch, _rejected_entry)
+        self._nodes = CommittedNodes()
 
     # keys -------------------------------------------------------------------
     @property
@@ -240,7 +287,7 @@ class Ledger:
         helpers = shared_pool() if len(items) >= PARALLEL_MIN_BATCH else nullcontext(None)
         with gc_paused(), helpers as pool, self.db.write() as session:
             state = StateStore(session)
-            cache = _NodeCache(session)
+            cache = _NodeCache(session, self._nodes)
             head = session.execute(
                 select(RECORDS.c.seq, RECORDS.c.leaf_hash).order_by(RECORDS.c.seq.desc()).limit(1)
             ).first()
@@ -260,6 +307,7 @@ class Ledger:
             placed: list[tuple[int, bool, list[FlagNote]]] = []
             record_rows: list[dict[str, Any]] = []
             node_rows: list[dict[str, Any]] = []
+            written: list[tuple[merkle.NodeKey, bytes]] = []
             new_leaves: dict[int, tuple[str, bytes]] = {}
             for index, item in enumerate(items):
                 if item.entry_id in known:
@@ -284,6 +332,7 @@ class Ledger:
                 })
                 new_nodes = merkle.nodes_for_append(size, leaf, cache.get)
                 node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in new_nodes)
+                written.extend(new_nodes)
                 cache.nodes.update(new_nodes)
                 known[item.entry_id] = size
                 new_leaves[size] = (item.entry_id, leaf)
@@ -313,6 +362,7 @@ class Ledger:
                                             checkpoint=note, inclusion_proof=proof, duplicate=False, flags=flags))
                 else:
                     receipts.append(self._receipt(session, cache, seq, duplicate, flags))
+        self._nodes.put(written)  # committed now
         return receipts
 
     @staticmethod
@@ -470,7 +520,7 @@ class Ledger:
             self._check_size(tree_size, current, "size")
             if not 0 <= seq < tree_size:
                 raise InvalidInput(f"seq must be in [0, {tree_size})", code="invalid_field", field="seq")
-            cache = _NodeCache(session)
+            cache = _NodeCache(session, self._nodes)
             leaf = cache.get([(0, seq)]).get((0, seq))
             if leaf is None:
                 raise NotFound(f"no record with seq {seq}", field="seq")
@@ -482,13 +532,13 @@ class Ledger:
             new_size = current if new is None else new
             self._check_size(new_size, current, "to")
             self._check_size(old, new_size, "from")
-            return old, new_size, merkle.consistency_proof(old, new_size, _NodeCache(session).get)
+            return old, new_size, merkle.consistency_proof(old, new_size, _NodeCache(session, self._nodes).get)
 
     def root_at(self, size: int) -> bytes:
         with self.db.read() as session:
             current = self._current_size(session)
             self._check_size(size, current, "size")
-            return merkle.root_hash(size, _NodeCache(session).get)
+            return merkle.root_hash(size, _NodeCache(session, self._nodes).get)
 
     @staticmethod
     def _current_size(session: Session) -> int:
