@@ -18,12 +18,19 @@ group's, which includes the entry), or the error that rejected its entry. A
 batch is all or nothing, so when one entry is rejected the leader answers that
 caller with its error and retries the rest of the group without it; one bad
 entry never sinks the others. A lone caller's group is just its own entry.
+
+Callers that wait on an event loop rather than in a thread of their own (the
+HTTP API) use :meth:`GroupCommitter.submit_future` instead: their entries queue
+for a committer thread that takes whatever is waiting, commits it as one group
+under the same rules and resolves each caller's future. No thread per request
+is parked, and none is handed the lead.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from ledger.errors import LedgerError
@@ -63,13 +70,34 @@ class _Waiter(Generic[Item, Result]):
         self.event.set()
 
 
+class _FutureWaiter(Generic[Item, Result]):
+    """A queued item whose caller waits on a future (an event loop), not in a thread of its own."""
+
+    __slots__ = ("future", "item", "resolved")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.future: Future[Result] = Future()
+        self.resolved = False
+
+    def succeed(self, result: Result) -> None:
+        self.resolved = True
+        self.future.set_result(result)
+
+    def fail(self, error: BaseException) -> None:
+        self.resolved = True
+        self.future.set_exception(error)
+
+
 class GroupCommitter(Generic[Item, Result]):
     """Combines concurrent ``submit`` calls into calls of ``batch`` (which must be all-or-nothing)."""
 
     def __init__(self, batch: Callable[[Sequence[Item]], list[Result]],
-                 translate: Callable[[BaseException], Rejected | None], *, max_group: int = 256) -> None:
+                 translate: Callable[[BaseException], Rejected | None], *, max_group: int = 256,
+                 idle_seconds: float = 5.0) -> None:
         """``translate`` maps an exception raised by ``batch`` to :class:`Rejected` when it names
-        one rejected item (the rest may be retried), or ``None`` when the whole group failed."""
+        one rejected item (the rest may be retried), or ``None`` when the whole group failed.
+        ``idle_seconds``: how long the committer thread of :meth:`submit_future` waits for work before it ends."""
         if max_group < 1:
             raise ValueError("max_group must be at least 1")
         self._batch = batch
@@ -79,6 +107,51 @@ class GroupCommitter(Generic[Item, Result]):
         self._pending: list[_Waiter[Item, Result]] = []
         self._leading = False
         self.groups = 0  # how many batches were committed (for tests and metrics)
+
+        # submit_future: a committer thread of its own, started on demand, ending when idle.
+        self._queued: list[_FutureWaiter[Item, Result]] = []
+        self._queue_ready = threading.Condition()
+        self._committer_running = False
+        self.idle_seconds = idle_seconds
+
+    def submit_future(self, item: Item) -> Future[Result]:
+        """Queue ``item`` and return at once; the future gets its result once durable, or what rejected it.
+
+        For callers that must not block a thread while they wait (an event loop): these items are
+        committed in groups by a committer thread of this object, with the same all-or-nothing and
+        one-rejection-fails-alone rules as :meth:`submit`.
+        """
+        waiter: _FutureWaiter[Item, Result] = _FutureWaiter(item)
+        with self._queue_ready:
+            self._queued.append(waiter)
+            if self._committer_running:
+                self._queue_ready.notify()
+            else:
+                self._committer_running = True
+                threading.Thread(target=self._committer, name="group-commit", daemon=True).start()
+        return waiter.future
+
+    @property
+    def committer_running(self) -> bool:
+        with self._queue_ready:
+            return self._committer_running
+
+    def _committer(self) -> None:
+        try:
+            while True:
+                with self._queue_ready:
+                    if not self._queued:
+                        self._queue_ready.wait(self.idle_seconds)
+                    if not self._queued:
+                        self._committer_running = False
+                        return
+                    group = self._queued[:self.max_group]
+                    del self._queued[:self.max_group]
+                self._commit(group)
+        except BaseException:  # the next submit_future starts another committer
+            with self._queue_ready:
+                self._committer_running = False
+            raise
 
     @property
     def pending(self) -> int:
@@ -114,8 +187,8 @@ class GroupCommitter(Generic[Item, Result]):
                 else:
                     self._leading = False
 
-    def _commit(self, group: list[_Waiter[Item, Result]]) -> None:
-        remaining = list(group)
+    def _commit(self, group: Sequence[_Waiter[Item, Result] | _FutureWaiter[Item, Result]]) -> None:
+        remaining: list[_Waiter[Item, Result] | _FutureWaiter[Item, Result]] = list(group)
         try:
             while remaining:
                 try:

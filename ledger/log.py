@@ -33,6 +33,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -276,6 +277,11 @@ class Ledger:
         transaction and the checkpoint (group commit); the receipt is the same either way.
         """
         return self._appends.submit(signed)
+
+    def append_future(self, signed: SignedEntry) -> Future[Receipt]:
+        """:meth:`append` without blocking: the future gets the receipt once the entry is durable, or
+        the :class:`LedgerError` that rejected it (for event loops: ``asyncio.wrap_future``)."""
+        return self._appends.submit_future(signed)
 
     def append_batch(self, items: Sequence[SignedEntry]) -> list[Receipt]:
         """Append ``items`` in order in one transaction, all or nothing.

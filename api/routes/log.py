@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Annotated, Any
 
@@ -47,7 +48,7 @@ async def post_entry(request: Request) -> Response:
     ledger = get_ledger(request)
     data = await read_json(request, api_settings(request).limits.max_body_bytes)
     signed = parse_signed_entry(data)
-    receipt = await run_in_threadpool(ledger.append, signed)
+    receipt = await asyncio.wrap_future(ledger.append_future(signed))
     return JSONResponse(receipt.to_json(), status_code=200 if receipt.duplicate else 201)
 
 

@@ -198,3 +198,43 @@ def test_many_threads_appending_through_the_ledger_keep_the_log_whole(world: Wor
     for receipt in receipts:
         check(receipt, ledger)
     assert verify_database(ledger.db, verifier_key=ledger.verifier_key).records == ledger.size()
+
+
+def test_futures_are_committed_in_groups_by_the_committer_thread_with_the_same_rules(world: World) -> None:
+    """``submit_future`` (the HTTP API's path): entries queued while a group commits form the next group,
+    a rejected entry fails alone, every future resolves, and the committer thread ends when idle and
+    starts again on the next entry."""
+    ledger = world.ledger
+    shop = world.register("shop-two", "workshop")
+    release = threading.Event()
+    calls: list[int] = []
+
+    def held(items: Sequence[SignedEntry]) -> list[Receipt]:
+        calls.append(len(items))
+        if len(calls) == 1:
+            assert release.wait(WAIT)
+        return ledger.append_batch(items)
+
+    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(held, _rejected_entry, idle_seconds=0.05)
+    before = ledger.size()
+    first = committer.submit_future(key_add(world, shop))
+    _until(lambda: calls == [1])  # the committer is inside the first group
+    good = [key_add(world, shop) for _ in range(5)]
+    forged = SignedEntry(entry=key_add(world, shop).entry, signature=bytes(64))
+    queued = [*good[:2], forged, *good[2:]]
+    futures = [committer.submit_future(item) for item in queued]
+    release.set()
+    check(first.result(timeout=WAIT), ledger)
+    error = futures[2].exception(timeout=WAIT)
+    assert isinstance(error, SignatureError) and error.code == "bad_signature"
+    receipts = [f.result(timeout=WAIT) for i, f in enumerate(futures) if i != 2]
+    assert calls == [1, 6, 5]  # the queued six as one group, retried without the forged entry
+    assert len({r.checkpoint for r in receipts}) == 1
+    for receipt in receipts:
+        check(receipt, ledger)
+    assert ledger.size() == before + 6
+
+    _until(lambda: not committer.committer_running)  # the idle committer thread ended ...
+    late = committer.submit_future(key_add(world, shop))  # ... and the next entry starts another
+    check(late.result(timeout=WAIT), ledger)
+    assert verify_database(ledger.db, verifier_key=ledger.verifier_key).records == ledger.size()
