@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlmodel import Session, SQLModel, col
 
 from ledger import merkle
@@ -111,6 +111,14 @@ class StoredCheckpoint:
     size: int
     root: bytes
     note: str
+
+
+# Statements of the append path, built once (building one costs more than running it on SQLite).
+_HEAD = select(RECORDS.c.seq, RECORDS.c.leaf_hash).order_by(RECORDS.c.seq.desc()).limit(1)
+_SEQ_OF_ENTRIES = select(RECORDS.c.entry_id, RECORDS.c.seq).where(
+    RECORDS.c.entry_id.in_(bindparam("ids", expanding=True)))
+_NODES_AT_LEVEL = select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+    NODES.c.level == bindparam("level"), NODES.c.idx.in_(bindparam("idxs", expanding=True)))
 
 
 class CommittedNodes:
@@ -212,10 +220,13 @@ class _NodeCache:
             by_level: dict[int, list[int]] = {}
             for level, idx in missing[start:start + 400]:
                 by_level.setdefault(level, []).append(idx)
-            terms = [and_(NODES.c.level == level, NODES.c.idx.in_(idxs)) for level, idxs in by_level.items()]
-            rows = self.session.execute(
-                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
-            ).all()
+            conn = self.session.connection()
+            if len(by_level) == 1:
+                ((level, idxs),) = by_level.items()
+                rows = conn.execute(_NODES_AT_LEVEL, {"level": level, "idxs": idxs}).all()
+            else:
+                terms = [and_(NODES.c.level == level, NODES.c.idx.in_(idxs)) for level, idxs in by_level.items()]
+                rows = conn.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))).all()
             for level, idx, digest in rows:
                 key, value = (int(level), int(idx)), bytes(digest)
                 self.nodes[key] = value
@@ -294,19 +305,14 @@ class Ledger:
         with gc_paused(), helpers as pool, self.db.write() as session:
             state = StateStore(session)
             cache = _NodeCache(session, self._nodes)
-            head = session.execute(
-                select(RECORDS.c.seq, RECORDS.c.leaf_hash).order_by(RECORDS.c.seq.desc()).limit(1)
-            ).first()
+            conn = session.connection()
+            head = conn.execute(_HEAD).first()
             size = 0 if head is None else int(head[0]) + 1
             prev = ZERO_HASH if head is None else bytes(head[1])
             ids = [item.entry_id for item in items]
             known: dict[str, int] = {}
             for start in range(0, len(ids), 500):
-                rows = session.execute(
-                    select(RECORDS.c.entry_id, RECORDS.c.seq).where(
-                        RECORDS.c.entry_id.in_(ids[start:start + 500])
-                    )
-                ).all()
+                rows = conn.execute(_SEQ_OF_ENTRIES, {"ids": ids[start:start + 500]}).all()
                 known.update({str(r[0]): int(r[1]) for r in rows})
             if len(items) > 1:
                 self._prefetch(state, [item.entry for item in items if item.entry_id not in known])
@@ -352,7 +358,6 @@ class Ledger:
             state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
             note = ""
             if record_rows:
-                conn = session.connection()
                 insert_rows(conn, RECORDS, record_rows)
                 insert_rows(conn, NODES, node_rows)
                 root = merkle.root_hash(size, cache.get)

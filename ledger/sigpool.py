@@ -237,7 +237,7 @@ def shared_pool() -> Iterator[SignaturePool | None]:
     try:
         if _shared is None:
             try:
-                _shared = SignaturePool(1, batch=64, depth=8)
+                _shared = SignaturePool(1, batch=16, depth=64)
             except OSError:
                 yield None
                 return

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, and_, bindparam, event, inspect, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, event, inspect, select
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, manager_of_class
 from sqlmodel import Session, SQLModel
@@ -140,19 +140,14 @@ class Staging:
         if not wanted:
             return
         names = _pk_names(cls)
-        columns = [getattr(cls, name) for name in names]
+        stmt = _in_statement(cls)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            if len(names) == 1:
-                where = columns[0].in_([pk[0] for pk in chunk])
-            else:  # one ``a = x AND b IN (...)`` term per leading value: index probes on every database
-                groups: dict[tuple[Any, ...], list[Any]] = {}
-                for pk in chunk:
-                    groups.setdefault(pk[:-1], []).append(pk[-1])
-                where = or_(*(and_(*(c == v for c, v in zip(columns[:-1], lead, strict=True)),
-                                   columns[-1].in_(last)) for lead, last in groups.items()))
+            # Each key column IN its values: for a composite key that may also load rows that were not
+            # asked for (other combinations), which are real rows and as good to know.
+            params = {f"pk{i}": list(dict.fromkeys(pk[i] for pk in chunk)) for i in range(len(names))}
             with self.session.no_autoflush:
-                rows = self.session.execute(select(cls).where(where)).scalars().all()
+                rows = self.session.execute(stmt, params).scalars().all()
             for row in rows:
                 self._rows[(cls, tuple(getattr(row, name) for name in names))] = row
         for pk in wanted:
@@ -207,6 +202,19 @@ class Staging:
 
     def _before_commit(self, _session: Session) -> None:
         self._insert_new(attach=False)
+
+
+_IN: dict[type, Select[Any]] = {}
+
+
+def _in_statement(cls: type) -> Select[Any]:
+    """``SELECT <row> FROM <table> WHERE <pk0> IN :pk0 [AND <pk1> IN :pk1 ...]`` for ``cls`` (built once)."""
+    stmt = _IN.get(cls)
+    if stmt is None:
+        pk: tuple[Any, ...] = tuple(inspect(cls).primary_key)
+        stmt = select(cls).where(and_(*(c.in_(bindparam(f"pk{i}", expanding=True)) for i, c in enumerate(pk))))
+        _IN[cls] = stmt
+    return stmt
 
 
 def _autoincrement(cls: type) -> bool:
