@@ -351,28 +351,34 @@ class Ledger:
                 placed.append((size, False, ctx.flags))
                 prev = leaf
                 size += 1
+            # The helper (if any) is still checking signatures: the writes below run alongside, and are
+            # rolled back if one fails. Nothing leaves this transaction before the check is complete.
             if pool is not None:
-                bad = pool.drain()
+                pool.flush()
+            try:
+                state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
+                note = ""
+                if record_rows:
+                    insert_rows(conn, RECORDS, record_rows)
+                    insert_rows(conn, NODES, node_rows)
+                    root = merkle.root_hash(size, cache.get)
+                    note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
+                    insert_rows(conn, CHECKPOINTS, [{"size": size, "root": root, "note": note,
+                                                     "created_at": self.clock()}])
+                receipts = []
+                for seq, duplicate, flags in placed:
+                    if not duplicate:
+                        entry_id, leaf = new_leaves[seq]
+                        proof = cache.inclusion_proof(seq, size)
+                        receipts.append(Receipt(seq=seq, entry_id=entry_id, leaf_hash=leaf, tree_size=size,
+                                                checkpoint=note, inclusion_proof=proof, duplicate=False,
+                                                flags=flags))
+                    else:
+                        receipts.append(self._receipt(session, cache, seq, duplicate, flags))
+            finally:  # a bad signature is the error to report, whatever else went wrong after it
+                bad = None if pool is None else pool.drain()
                 if bad is not None:
                     raise BatchRejected(bad, bad_signature())
-            state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
-            note = ""
-            if record_rows:
-                insert_rows(conn, RECORDS, record_rows)
-                insert_rows(conn, NODES, node_rows)
-                root = merkle.root_hash(size, cache.get)
-                note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
-                insert_rows(conn, CHECKPOINTS, [{"size": size, "root": root, "note": note,
-                                                 "created_at": self.clock()}])
-            receipts = []
-            for seq, duplicate, flags in placed:
-                if not duplicate:
-                    entry_id, leaf = new_leaves[seq]
-                    proof = cache.inclusion_proof(seq, size)
-                    receipts.append(Receipt(seq=seq, entry_id=entry_id, leaf_hash=leaf, tree_size=size,
-                                            checkpoint=note, inclusion_proof=proof, duplicate=False, flags=flags))
-                else:
-                    receipts.append(self._receipt(session, cache, seq, duplicate, flags))
         self._nodes.put(written)  # committed now
         return receipts
 

@@ -64,6 +64,20 @@ def verify_items(items: list[tuple[bytes, bytes, bytes]]) -> int:
     return -1
 
 
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+
+
+def _widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Let a pipe hold ``size`` bytes where the system allows it (Linux; 64 KiB by default): a writer that
+    runs ahead of its helper by a few batches then never blocks on the write."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+    except (ImportError, OSError):
+        pass
+
+
 def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
     data = stream.read(size)
     if len(data) != size:
@@ -113,12 +127,21 @@ def default_workers(records: int) -> int:
 class SignaturePool:
     """Verifies tagged signatures in ``workers`` processes, at most ``depth`` batches in flight per worker."""
 
-    def __init__(self, workers: int | None = None, *, batch: int = 256, depth: int = 4) -> None:
+    def __init__(self, workers: int | None = None, *, batch: int = 256, depth: int = 4,
+                 first_batch: int | None = None) -> None:
+        """``first_batch``: send the first signatures after a run of this many (doubling up to ``batch`` with
+        each send, and starting over at :meth:`reset`), so a short run is already being verified while
+        its caller goes on, and a long one is sent in large, cheap batches."""
         count = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
         self.batch = batch
+        self.first_batch = min(first_batch or batch, batch)
+        self._chunk = self.first_batch
         self.depth = depth
         self._procs = [subprocess.Popen([sys.executable, "-m", "ledger.sigpool"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(count)]
+        for proc in self._procs:
+            assert proc.stdin is not None
+            _widen_pipe(proc.stdin.fileno())
         self._next = 0
         self._items: list[tuple[int, bytes, bytes, bytes]] = []
         self._inflight: deque[tuple[int, list[int]]] = deque()  # (worker, tags) in submission order
@@ -132,9 +155,14 @@ class SignaturePool:
     def add(self, tag: int, public: bytes, message: bytes, signature: bytes) -> int | None:
         """Queue one signature; return the first failing tag known so far (or ``None``)."""
         self._items.append((tag, public, message, signature))
-        if len(self._items) >= self.batch:
+        if len(self._items) >= self._chunk:
             self._send()
         return self._failed
+
+    def flush(self) -> None:
+        """Send the queued signatures now, without waiting for any answer."""
+        if self._items:
+            self._send()
 
     def drain(self) -> int | None:
         """Wait for every queued signature; the first failing tag in submission order, or ``None``."""
@@ -150,6 +178,7 @@ class SignaturePool:
         while self._inflight:
             self._receive()
         self._failed = None
+        self._chunk = self.first_batch
 
     def close(self) -> None:
         for proc in self._procs:
@@ -189,6 +218,7 @@ class SignaturePool:
         stdin.flush()
         self._inflight.append((worker, [tag for tag, *_ in self._items]))
         self._items = []
+        self._chunk = min(self._chunk * 2, self.batch)
 
     def _receive(self) -> None:
         worker, tags = self._inflight.popleft()
@@ -237,7 +267,7 @@ def shared_pool() -> Iterator[SignaturePool | None]:
     try:
         if _shared is None:
             try:
-                _shared = SignaturePool(1, batch=16, depth=64)
+                _shared = SignaturePool(1, batch=64, depth=32, first_batch=16)
             except OSError:
                 yield None
                 return

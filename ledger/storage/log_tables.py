@@ -17,8 +17,8 @@ class LogRecord(SQLModel, table=True):
     entry_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     prev_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
-    entry_type: str = Field(sa_column=Column(String(64), nullable=False, index=True))
-    org_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    entry_type: str = Field(sa_column=Column(String(64), nullable=False))
+    org_id: str = Field(sa_column=Column(String(64), nullable=False))
     logged_at: str = Field(sa_column=Column(String(32), nullable=False))
     record: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
