@@ -18,7 +18,6 @@ from ledger.gs1 import gtin_has_prefix, validate_gtin, validate_serial
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import Org
 from ledger.storage.parts_tables import EntryRef, Part, PartEvent
-from ledger.storage.staging import new_row
 from ledger.storage.state import StateStore
 
 #: Part categories a grant can be scoped to (SPEC §4.2).
@@ -49,10 +48,10 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
             fn(ctx)
             body = ctx.entry.body
             gtin, serial = body.get("gtin"), body.get("serial")
-            repo(ctx).add(new_row(EntryRef, entry_id=ctx.entry_id, seq=ctx.seq, type=ctx.entry.type,
-                                  org_id=ctx.entry.org, kid=ctx.entry.kid, logged=ctx.logged,
-                                  gtin=gtin if isinstance(gtin, str) and len(gtin) == 14 else None,
-                                  serial=serial if isinstance(serial, str) and len(serial) <= 20 else None))
+            repo(ctx).insert(EntryRef, entry_id=ctx.entry_id, seq=ctx.seq, type=ctx.entry.type,
+                             org_id=ctx.entry.org, kid=ctx.entry.kid, logged=ctx.logged,
+                             gtin=gtin if isinstance(gtin, str) and len(gtin) == 14 else None,
+                             serial=serial if isinstance(serial, str) and len(serial) <= 20 else None)
 
         registry.handles(event_type)(run)
         registry.looks_up(event_type)(_part_lookup)
@@ -167,9 +166,9 @@ def record_event(ctx: Context, part: Part, *, authorization: str | None = None, 
     part.last_seq = ctx.seq
     r = repo(ctx)
     r.save(part)
-    r.add(new_row(PartEvent, seq=ctx.seq, gtin=part.gtin, serial=part.serial, type=ctx.entry.type,
-                  org_id=ctx.entry.org, logged=ctx.logged, state_after=part.state, authorization=authorization,
-                  grant_id=grant_id))
+    r.insert(PartEvent, seq=ctx.seq, gtin=part.gtin, serial=part.serial, type=ctx.entry.type,
+             org_id=ctx.entry.org, logged=ctx.logged, state_after=part.state, authorization=authorization,
+             grant_id=grant_id)
 
 
 __all__ = [

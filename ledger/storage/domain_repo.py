@@ -48,6 +48,10 @@ class DomainRepo:
 
     save = add
 
+    def insert(self, cls: type[SQLModel], **values: Any) -> None:
+        """Add a new row from its field values (every field given); see :meth:`Staging.insert`."""
+        self.staging.insert(cls, values)
+
     # parts --------------------------------------------------------------------------------------
     def get_part(self, gtin: str, serial: str) -> Part | None:
         return self.staging.get(Part, (gtin, serial))

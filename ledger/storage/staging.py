@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, Table, and_, bindparam, event, inspect, select
-from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, manager_of_class
 from sqlmodel import Session, SQLModel
 
@@ -70,6 +70,7 @@ _FIELD_PLANS: dict[type, tuple[tuple[str, bool, Any, Any], ...]] = {}
 def _field_plan(cls: type[SQLModel]) -> tuple[tuple[str, bool, Any, Any], ...]:
     plan = _FIELD_PLANS.get(cls)
     if plan is None:
+        configure_mappers()  # an instance made without the constructor needs its mapper set up first
         plan = _FIELD_PLANS[cls] = tuple(
             (name, field.is_required(), field.default, field.default_factory)
             for name, field in cls.model_fields.items())
@@ -112,16 +113,21 @@ class Staging:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows: dict[tuple[type, tuple[Any, ...]], Any] = {}
-        self._new: dict[Table, list[Any]] = {}  # new rows not written yet, by table, in the order added
+        self._new: dict[Table, list[Any]] = {}  # new rows (objects or values) not written yet, by table
+        self._generation = 0  # how many times the new rows were written
         self._queued: set[int] = set()  # id() of the rows in ``_new``
         self._listening = False
 
     def get(self, cls: type[T], pk: Any) -> T | None:
         key = (cls, pk if isinstance(pk, tuple) else (pk,))
         try:
-            return self._rows[key]  # type: ignore[no-any-return]
+            found = self._rows[key]
         except KeyError:
             pass
+        else:
+            if type(found) is _Queued:
+                return self._materialise(cls, key, found)
+            return found  # type: ignore[no-any-return]
         # Bulk appends mostly look up rows that do not exist yet (a new serial, a new key): a Core query
         # answers "not there" for a fraction of what an ORM load costs; only rows found are loaded.
         params = {f"pk{i}": v for i, v in enumerate(key[1])}
@@ -153,6 +159,41 @@ class Staging:
         for pk in wanted:
             self._rows.setdefault((cls, pk), None)
 
+    def insert(self, cls: type[SQLModel], values: dict[str, Any]) -> None:
+        """Queue a new row given as ``values`` (every field of ``cls``), without building a model object.
+
+        For the rows an append adds for every entry (its index row, say): a model object costs more than
+        the insert itself. A :meth:`get` of the row later in the transaction still returns a model object
+        (built then, or loaded once the row is written), and changes to that object are written.
+        """
+        names = _field_names(cls)
+        if values.keys() != names:
+            missing, unknown = sorted(names - values.keys()), sorted(values.keys() - names)
+            raise TypeError(f"{cls.__name__}: missing field(s) {missing}, unknown field(s) {unknown}")
+        table = cls.__table__  # type: ignore[attr-defined]
+        pending = self._new.setdefault(table, [])
+        pending.append(values)
+        self._listen()
+        pk = tuple(values[name] for name in _pk_names(cls))
+        self._rows[(cls, pk)] = _Queued(values, self._generation, len(pending) - 1, table)
+
+    def _materialise(self, cls: type[T], key: tuple[type, tuple[Any, ...]], queued: _Queued) -> T | None:
+        if queued.generation == self._generation:  # still queued: the object takes the values' place
+            row = new_row(cls, **queued.values)
+            self._new[queued.table][queued.index] = row
+            self._queued.add(id(row))
+        else:  # written since: load it like any stored row
+            with self.session.no_autoflush:
+                row = self.session.get(cls, key[1])  # type: ignore[assignment]
+        self._rows[key] = row
+        return row
+
+    def _listen(self) -> None:
+        if not self._listening:  # read-only sessions never pay for the listeners
+            event.listen(self.session, "before_flush", self._before_flush)
+            event.listen(self.session, "before_commit", self._before_commit)
+            self._listening = True
+
     def add(self, row: SQLModel) -> None:
         """Add a new row (or re-add a changed one); written at the next flush or :meth:`write`, not now."""
         cls = type(row)
@@ -160,10 +201,7 @@ class Staging:
             if id(row) not in self._queued:
                 self._queued.add(id(row))
                 self._new.setdefault(cls.__table__, []).append(row)  # type: ignore[attr-defined]
-                if not self._listening:  # read-only sessions never pay for the listeners
-                    event.listen(self.session, "before_flush", self._before_flush)
-                    event.listen(self.session, "before_commit", self._before_commit)
-                    self._listening = True
+                self._listen()
         else:  # rows loaded or already written (and autoincrement rows): the session writes their changes
             self.session.add(row)
         pk = tuple(getattr(row, name) for name in _pk_names(cls))
@@ -186,13 +224,15 @@ class Staging:
             return
         new, self._new = self._new, {}
         self._queued.clear()
+        self._generation += 1
         conn = self.session.connection()
         for table, rows in new.items():
-            insert_rows(conn, table, [row.__dict__ for row in rows])
+            insert_rows(conn, table, [row if type(row) is dict else row.__dict__ for row in rows])
             if attach:
                 for row in rows:
-                    make_transient_to_detached(row)
-                    self.session.add(row)
+                    if type(row) is not dict:
+                        make_transient_to_detached(row)
+                        self.session.add(row)
 
     # A session with no changes of its own skips its flush (and the flush events) altogether, so the
     # commit and explicit queries (:meth:`write`) are what guarantee staged rows are written; a flush of
@@ -202,6 +242,28 @@ class Staging:
 
     def _before_commit(self, _session: Session) -> None:
         self._insert_new(attach=False)
+
+
+class _Queued:
+    """A row queued by :meth:`Staging.insert` as values: where to find them until they are written."""
+
+    __slots__ = ("generation", "index", "table", "values")
+
+    def __init__(self, values: dict[str, Any], generation: int, index: int, table: Table) -> None:
+        self.values = values
+        self.generation = generation
+        self.index = index
+        self.table = table
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type[SQLModel]) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+    return names
 
 
 _IN: dict[type, Select[Any]] = {}
