@@ -212,6 +212,39 @@ class _NodeCache:
         path.reverse()
         return path
 
+    def inclusion_proofs(self, first: int, last: int, size: int) -> list[list[bytes]]:
+        """The inclusion proofs of leaves ``first .. last-1`` in the tree of ``size``, in one walk down the
+        tree: each sibling hash is found once and added to every proof that needs it."""
+        proofs: list[list[bytes]] = [[] for _ in range(last - first)]
+
+        def walk(lo: int, hi: int, a: int, b: int) -> None:  # targets [a, b) inside the subtree [lo, hi)
+            while hi - lo > 1 and a < b:
+                mid = lo + (1 << ((hi - lo - 1).bit_length() - 1))
+                if a < mid and b > mid:  # targets on both sides: the left side is done by recursion
+                    left = self.range_hash(lo, mid)
+                    right = self.range_hash(mid, hi)
+                    for proof in proofs[a - first:mid - first]:
+                        proof.append(right)
+                    for proof in proofs[mid - first:b - first]:
+                        proof.append(left)
+                    walk(lo, mid, a, mid)
+                    lo, a = mid, mid
+                elif b <= mid:
+                    right = self.range_hash(mid, hi)
+                    for proof in proofs[a - first:b - first]:
+                        proof.append(right)
+                    hi = mid
+                else:
+                    left = self.range_hash(lo, mid)
+                    for proof in proofs[a - first:b - first]:
+                        proof.append(left)
+                    lo = mid
+
+        walk(0, size, first, last)
+        for proof in proofs:
+            proof.reverse()
+        return proofs
+
     def _load(self, missing: list[merkle.NodeKey]) -> list[tuple[merkle.NodeKey, bytes]]:
         # One ``level = L AND idx IN (...)`` term per level, OR-ed: each term is a primary-key range probe.
         # (A row-value ``(level, idx) IN (...)`` makes SQLite scan the whole node table: O(n) proofs.)
@@ -366,10 +399,12 @@ class Ledger:
                     insert_rows(conn, CHECKPOINTS, [{"size": size, "root": root, "note": note,
                                                      "created_at": self.clock()}])
                 receipts = []
+                first_new = size - len(new_leaves)
+                proofs = cache.inclusion_proofs(first_new, size, size)
                 for seq, duplicate, flags in placed:
                     if not duplicate:
                         entry_id, leaf = new_leaves[seq]
-                        proof = cache.inclusion_proof(seq, size)
+                        proof = proofs[seq - first_new]
                         receipts.append(Receipt(seq=seq, entry_id=entry_id, leaf_hash=leaf, tree_size=size,
                                                 checkpoint=note, inclusion_proof=proof, duplicate=False,
                                                 flags=flags))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -120,12 +121,11 @@ def _key_lookups(entry: Entry) -> list[tuple[type[SQLModel], Any]]:
     if isinstance(body.get("org_id"), str):
         found.append((Org, body["org_id"]))
     for value in keys:
-        if not isinstance(value, str):
-            continue
-        try:
-            found.append((OrgKey, key_id(b64decode(value, field="public_key", size=32))))
-        except (LedgerError, TypeError, ValueError):
-            continue
+        if isinstance(value, str) and len(value) == 44:  # a hint: the handler checks the encoding strictly
+            try:
+                found.append((OrgKey, key_id(base64.b64decode(value))))
+            except (LedgerError, ValueError):
+                continue
     return found
 
 

@@ -10,7 +10,7 @@ anywhere rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,10 +84,12 @@ def looks_up(*event_types: str) -> Callable[[Lookups], Lookups]:
     return decorator
 
 
-def lookups_of(entry: Entry) -> Iterator[tuple[type[SQLModel], Any]]:
+def lookups_of(entry: Entry) -> list[tuple[type[SQLModel], Any]]:
     """The look-up hints registered for ``entry``'s type."""
+    found: list[tuple[type[SQLModel], Any]] = []
     for fn in _LOOKUPS.get(entry.type, ()):
-        yield from fn(entry)
+        found.extend(fn(entry))
+    return found
 
 
 def get_handler(event_type: str) -> Handler:

@@ -74,4 +74,26 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(compiled.sql, params)
 
 
-__all__ = ["insert_rows"]
+
+
+def existing_keys(conn: Connection, table: Table, column: str, values: Sequence[Any]) -> set[Any]:
+    """Which of ``values`` are in ``table.column`` (a key column): one driver query per 500 values.
+
+    A batch mostly asks about keys that do not exist yet; asking the driver directly costs a fraction of
+    an ORM (or expanding Core) ``IN`` over the same values.
+    """
+    found: set[Any] = set()
+    if not values:
+        return found
+    placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    # Names from the table definition, quoted by the dialect; the values are bound parameters.
+    head = f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(column)} IN "  # noqa: S608
+    for start in range(0, len(values), 500):
+        chunk = list(values[start:start + 500])
+        sql = head + "(" + ", ".join([placeholder] * len(chunk)) + ")"
+        found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+    return found
+
+
+__all__ = ["existing_keys", "insert_rows"]

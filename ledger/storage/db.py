@@ -65,6 +65,7 @@ def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, manager_of_class
 from sqlmodel import Session, SQLModel
 
-from ledger.storage.bulk import insert_rows
+from ledger.storage.bulk import existing_keys, insert_rows
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -147,6 +147,14 @@ class Staging:
             return
         names = _pk_names(cls)
         stmt = _in_statement(cls)
+        if len(names) == 1:  # learn which exist with one cheap query; load only those
+            table = cls.__table__  # type: ignore[attr-defined]
+            column = inspect(cls).primary_key[0].name
+            there = existing_keys(self.session.connection(), table, column, [pk[0] for pk in wanted])
+            for pk in wanted:
+                if pk[0] not in there:
+                    self._rows[(cls, pk)] = None
+            wanted = [pk for pk in wanted if pk[0] in there]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             # Each key column IN its values: for a composite key that may also load rows that were not
