@@ -233,7 +233,7 @@ class SignaturePool:
 
 
 #: Batches of at least this many entries verify their signatures in the shared helper process.
-PARALLEL_MIN_BATCH = 64
+PARALLEL_MIN_BATCH = 16
 
 _shared: SignaturePool | None = None
 _shared_lock = threading.Lock()
