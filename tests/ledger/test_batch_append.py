@@ -236,7 +236,7 @@ def test_first_failure_is_named_whether_signatures_are_checked_by_the_helper_or_
                             {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
 
     ledger.append(add_key())
-    good = [add_key() for _ in range(sigpool.PARALLEL_MIN_BATCH * 2)]
+    good = [add_key() for _ in range(max(160, sigpool.PARALLEL_MIN_BATCH))]
     forged = SignedEntry(entry=add_key().entry, signature=good[0].signature)
     forbidden = add_key("indie-garage")  # another workshop may not add oslo-ev's keys: role_forbidden
     size = ledger.size()
