@@ -28,6 +28,7 @@ class StateStore:
         self.session = session
         self.staging = Staging(session)
         self.repo = DomainRepo(session, self.staging)
+        self._keys_of: dict[str, tuple[OrgKey, ...]] = {}
 
     def _execute(self, stmt: Any) -> Result[Any]:
         """Run a query after writing the staged rows (explicitly, so it sees them and so that a write
@@ -53,16 +54,23 @@ class StateStore:
         return self.staging.get(OrgKey, kid)
 
     def add_key(self, key: OrgKey) -> None:
+        self._keys_of.pop(key.org_id, None)
         self.staging.add(key)
 
     def keys_of(self, org_id: str) -> Sequence[OrgKey]:
-        stmt = select(OrgKey).where(col(OrgKey.org_id) == org_id).order_by(col(OrgKey.added_seq))
-        return self._execute(stmt).scalars().all()
+        # Remembered for the transaction (every commissioning entry with a label signature asks): keys only
+        # change through add_key and revoke_key, which forget the org's list.
+        found = self._keys_of.get(org_id)
+        if found is None:
+            stmt = select(OrgKey).where(col(OrgKey.org_id) == org_id).order_by(col(OrgKey.added_seq))
+            found = self._keys_of[org_id] = tuple(self._execute(stmt).scalars().all())
+        return found
 
     def revoke_key(self, kid: str, seq: int, compromised_at: str | None) -> None:
         key = self.staging.get(OrgKey, kid)
         if key is None:
             raise KeyError(kid)
+        self._keys_of.pop(key.org_id, None)
         key.revoked_seq = seq
         key.compromised_at = compromised_at
         self.staging.add(key)

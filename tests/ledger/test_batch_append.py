@@ -254,3 +254,34 @@ def test_first_failure_is_named_whether_signatures_are_checked_by_the_helper_or_
     assert [r.seq for r in receipts] == list(range(size, size + len(good)))
     if helpers == "1" and sigpool.batch_helpers_enabled():
         assert sigpool._shared is not None  # the helper process did the checking
+
+
+def test_label_signatures_see_keys_added_and_revoked_earlier_in_the_same_batch(
+        script: Script, ledger: Ledger) -> None:
+    """A commissioning entry's label signature is checked against the org's keys as they stand at that entry,
+    including keys added or revoked by entries before it in the same batch (the keys are remembered per
+    transaction and forgotten on every change)."""
+    from ledger.digital_link import sign_part_id
+
+    second = KeyPair.generate()
+    add = script.entry("dragon-motors", "key.add",
+                       {"org_id": "dragon-motors", "public_key": b64encode(second.public_key)})
+
+    def commission(serial: str) -> SignedEntry:
+        return script.entry("dragon-motors", "part.commission",
+                            {"gtin": GTIN_BRAKE, "serial": serial, "category": "brakes",
+                             "part_sig": sign_part_id(second, GTIN_BRAKE, serial)})
+
+    first = commission("LBL-0001")
+    before = ledger.size()
+    with pytest.raises(BatchRejected) as info:  # signed by a key not added yet
+        ledger.append_batch([first, add])
+    assert (info.value.index, info.value.code) == (0, "bad_part_sig")
+    assert ledger.size() == before
+    assert len(ledger.append_batch([add, first])) == 2  # the key added just before signs the label
+
+    revoke = script.entry("dragon-motors", "key.revoke", {"kid": second.kid})
+    with pytest.raises(BatchRejected) as info:  # the same key revoked just before
+        ledger.append_batch([commission("LBL-0002"), revoke, commission("LBL-0003")])
+    assert (info.value.index, info.value.code) == (2, "bad_part_sig")
+    assert ledger.size() == before + 2
