@@ -241,6 +241,9 @@ class SnapshotReads:
         self._path: str | None = None
         self._aconn: psycopg.AsyncConnection[Any] | None = None
         self._alock: asyncio.Lock | None = None
+        self._next_size: asyncio.Future[LogSize] | None = None  # the size query the next callers share
+        self._size_running = False
+        self._size_task: asyncio.Future[None] | None = None
         database = make_url(db.url).database if db.is_sqlite else None
         if database and database != ":memory:" and not database.startswith("file:"):
             self._path = str(Path(database).resolve())
@@ -264,10 +267,39 @@ class SnapshotReads:
 
     async def size_async(self) -> LogSize:
         """:meth:`size` without blocking an event loop or taking a thread: on a SQLite file the read itself
-        (microseconds); on PostgreSQL one query on a private autocommit asyncio connection (opened on first
-        use, in the caller's loop; one query at a time)."""
+        (microseconds); on PostgreSQL a query on a private autocommit asyncio connection (opened on first
+        use, in the caller's loop).
+
+        On PostgreSQL concurrent callers share queries: a caller that arrives while a query is running
+        waits for the next one, which every caller arriving meanwhile shares. So each caller still gets a
+        size read by a query that began after it asked (never an older one), and a burst of scans costs
+        one round trip per round trip's worth of callers instead of one each, queued behind one another.
+        """
         if self._path is not None:
             return self.size()
+        if self._next_size is None:
+            self._next_size = asyncio.get_running_loop().create_future()
+            if not self._size_running:
+                self._size_running = True
+                self._size_task = asyncio.ensure_future(self._size_rounds())
+        return await asyncio.shield(self._next_size)
+
+    async def _size_rounds(self) -> None:
+        try:
+            while self._next_size is not None:
+                waiting, self._next_size = self._next_size, None
+                try:
+                    size = await self._query_size()
+                except BaseException as exc:
+                    waiting.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    waiting.set_result(size)
+        finally:
+            self._size_running = False
+
+    async def _query_size(self) -> LogSize:
         if self._alock is None:
             self._alock = asyncio.Lock()
         async with self._alock:

@@ -136,6 +136,44 @@ def test_snapshot_reads_see_every_append_and_agree_with_a_session(shop: Shop) ->
         reads.close()
 
 
+def test_concurrent_size_reads_share_queries_and_each_sees_what_was_committed_before_it_asked(shop: Shop) -> None:
+    """On PostgreSQL ``size_async`` runs one query for a burst of callers, but a caller never gets a size
+    read by a query that began before it asked (on SQLite each call reads the file itself)."""
+    import asyncio
+
+    ledger = shop.world.ledger
+    reads = SnapshotReads(ledger.db)
+    queries = 0
+    query_size = reads._query_size  # noqa: SLF001 - counting the database reads is the point
+
+    async def counted() -> tuple[int, int]:
+        nonlocal queries
+        queries += 1
+        return await query_size()
+
+    reads._query_size = counted  # type: ignore[method-assign]  # noqa: SLF001
+
+    async def burst() -> None:
+        before = reads.size()
+        first = await asyncio.gather(*(reads.size_async() for _ in range(50)))
+        assert first == [before] * 50
+        early = [asyncio.ensure_future(reads.size_async()) for _ in range(20)]
+        await asyncio.sleep(0)  # the early callers have asked (and a query may be under way)
+        shop.commission("BURST1K1")  # committed after they asked, before the late callers ask
+        after = reads.size()
+        late = await asyncio.gather(*(reads.size_async() for _ in range(20)))
+        assert late == [after] * 20 and after != before
+        assert all(size in (before, after) for size in await asyncio.gather(*early))
+        await reads.aclose()
+
+    try:
+        asyncio.run(burst())
+        if not reads.local:
+            assert queries < 90  # shared: a handful of rounds for 90 callers
+    finally:
+        reads.close()
+
+
 @pytest.mark.parametrize("query", ["lang=fr", "format=xml", "linkType=none", "activity=Install", "activity=a",
                                    "lang=en%0A", "format=json&format=pdf"])
 def test_resolver_query_is_validated_as_fastapi_validates_it(client: TestClient, shop: Shop, query: str) -> None:
