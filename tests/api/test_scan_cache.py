@@ -144,14 +144,14 @@ def test_concurrent_size_reads_share_queries_and_each_sees_what_was_committed_be
     ledger = shop.world.ledger
     reads = SnapshotReads(ledger.db)
     queries = 0
-    query_size = reads._query_size  # noqa: SLF001 - counting the database reads is the point
+    query_size = reads._query_size  # counting the database reads is the point
 
     async def counted() -> tuple[int, int]:
         nonlocal queries
         queries += 1
         return await query_size()
 
-    reads._query_size = counted  # type: ignore[method-assign]  # noqa: SLF001
+    reads._query_size = counted  # type: ignore[method-assign]
 
     async def burst() -> None:
         before = reads.size()
