@@ -194,24 +194,6 @@ class _NodeCache:
             self.ranges[(lo, hi)] = memo
         return memo
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``, as :func:`merkle.inclusion_proof`."""
-        nodes = self.nodes
-        path: list[bytes] = []
-        lo, hi = 0, size
-        while hi - lo > 1:
-            k = 1 << ((hi - lo - 1).bit_length() - 1)
-            if index < lo + k:
-                path.append(self.range_hash(lo + k, hi))
-                hi = lo + k
-            else:  # the left part is a complete, aligned subtree: usually a node already in hand
-                level = k.bit_length() - 1
-                found = nodes.get((level, lo >> level))
-                path.append(found if found is not None else self.range_hash(lo, lo + k))
-                lo += k
-        path.reverse()
-        return path
-
     def inclusion_proofs(self, first: int, last: int, size: int) -> list[list[bytes]]:
         """The inclusion proofs of leaves ``first .. last-1`` in the tree of ``size``, in one walk down the
         tree: each sibling hash is found once and added to every proof that needs it."""

@@ -240,7 +240,6 @@ class SnapshotReads:
         self._lock = threading.Lock()
         self._path: str | None = None
         self._aconn: psycopg.AsyncConnection[Any] | None = None
-        self._alock: asyncio.Lock | None = None
         self._next_size: asyncio.Future[LogSize] | None = None  # the size query the next callers share
         self._size_running = False
         self._size_task: asyncio.Future[None] | None = None
@@ -300,20 +299,18 @@ class SnapshotReads:
             self._size_running = False
 
     async def _query_size(self) -> LogSize:
-        if self._alock is None:
-            self._alock = asyncio.Lock()
-        async with self._alock:
-            if self._aconn is None or self._aconn.closed:
-                url = make_url(self.db.url).set(drivername="postgresql")
-                self._aconn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False),
-                                                                    autocommit=True)
-            try:
-                cursor = await self._aconn.execute(SIZE_SQL)
-                return _size_of(await cursor.fetchone())
-            except psycopg.Error:
-                await self._aconn.close()
-                self._aconn = None
-                raise
+        # Only _size_rounds calls this, one query at a time.
+        if self._aconn is None or self._aconn.closed:
+            url = make_url(self.db.url).set(drivername="postgresql")
+            self._aconn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False),
+                                                                autocommit=True)
+        try:
+            cursor = await self._aconn.execute(SIZE_SQL)
+            return _size_of(await cursor.fetchone())
+        except psycopg.Error:
+            await self._aconn.close()
+            self._aconn = None
+            raise
 
     async def aclose(self) -> None:
         """Close the asyncio connection (in the loop that opened it), then the rest (:meth:`close`)."""

@@ -264,14 +264,8 @@ class _Queued:
         self.table = table
 
 
-_FIELD_NAMES: dict[type, frozenset[str]] = {}
-
-
 def _field_names(cls: type[SQLModel]) -> frozenset[str]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
-    return names
+    return frozenset(name for name, *_ in _field_plan(cls))
 
 
 _IN: dict[type, Select[Any]] = {}

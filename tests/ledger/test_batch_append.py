@@ -230,6 +230,7 @@ def test_first_failure_is_named_whether_signatures_are_checked_by_the_helper_or_
     from ledger import sigpool
 
     monkeypatch.setenv("PARTSLEDGER_VERIFY_HELPERS", helpers)
+    sigpool._close_shared()  # so that a helper found below was started by this test's batches
 
     def add_key(org: str = "oslo-ev") -> SignedEntry:
         return script.entry(org, "key.add",
