@@ -20,6 +20,7 @@ from api.routes.vehicles import VinIn
 from api.scan_schemas import LinksetOut
 from api.schemas import BatchIn, EntryIn
 from api.settings import ApiSettings
+from ledger.append_process import AppendProcess
 from ledger.log import Ledger
 from ledger.service import open_ledger
 
@@ -66,15 +67,25 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "ledger", None) is None:
             app.state.ledger = open_ledger(settings.ledger)
+        appender = None
+        if settings.append_process:
+            appender = app.state.appender = AppendProcess(settings.ledger, verifier_key=app.state.ledger.verifier_key)
+            await appender.start()
         freeze_startup_objects()
-        yield
-        reads = getattr(app.state, "scan_reads", None)  # the scan's private read connections
-        if reads is not None:
-            await reads.aclose()
+        try:
+            yield
+        finally:
+            if appender is not None:
+                app.state.appender = None
+                await appender.aclose()
+            reads = getattr(app.state, "scan_reads", None)  # the scan's private read connections
+            if reads is not None:
+                await reads.aclose()
 
     app = FastAPI(title="partsledger", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.ledger = ledger
+    app.state.appender = None
     install_problem_handlers(app)
     app.include_router(scan_routes.router)  # first: the public scan is the hottest path (fewest routes tried)
     app.include_router(log_routes.router)

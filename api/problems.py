@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.append_process import AppendUnavailable
 from ledger.errors import (
     Conflict,
     ErrorCode,
@@ -113,6 +114,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
         return ledger_problem(exc)
+
+    @app.exception_handler(AppendUnavailable)
+    async def _append_unavailable(_request: Request, exc: AppendUnavailable) -> JSONResponse:
+        # The writer process ended (it is started again for the next entry). Retrying is safe: an entry
+        # that was appended after all is answered with its original receipt.
+        return problem_response(503, "server_error", f"{exc}; retry the request", headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

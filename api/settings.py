@@ -21,3 +21,7 @@ class ApiSettings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     limits: ApiLimits = field(default_factory=ApiLimits)
     resolver_base: str | None = None  # e.g. https://id.example.com; defaults to the request's own base URL
+    #: Single appends (``POST /v1/entries``) go to a child process that opens the same ledger and commits
+    #: them in groups (:mod:`ledger.append_process`), off this process's interpreter lock. ``partsledger
+    #: serve`` turns it on; off, they are group-committed by a thread of this process.
+    append_process: bool = False

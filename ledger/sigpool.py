@@ -67,7 +67,7 @@ def verify_items(items: list[tuple[bytes, bytes, bytes]]) -> int:
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 
 
-def _widen_pipe(fd: int, size: int = 1 << 20) -> None:
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
     """Let a pipe hold ``size`` bytes where the system allows it (Linux; 64 KiB by default): a writer that
     runs ahead of its helper by a few batches then never blocks on the write."""
     try:
@@ -141,7 +141,7 @@ class SignaturePool:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(count)]
         for proc in self._procs:
             assert proc.stdin is not None
-            _widen_pipe(proc.stdin.fileno())
+            widen_pipe(proc.stdin.fileno())
         self._next = 0
         self._items: list[tuple[int, bytes, bytes, bytes]] = []
         self._inflight: deque[tuple[int, list[int]]] = deque()  # (worker, tags) in submission order
@@ -289,4 +289,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "default_workers",
-           "serve", "shared_pool", "verify_items"]
+           "serve", "shared_pool", "verify_items", "widen_pipe"]

@@ -25,6 +25,7 @@ from api.schemas import (
     RecordPage,
 )
 from ledger import merkle
+from ledger.append_process import AppendProcess
 from ledger.canonical import parse_json
 from ledger.entries import parse_record, parse_signed_entry
 from ledger.errors import InvalidInput, LimitExceeded, NotFound
@@ -42,12 +43,16 @@ router = APIRouter(prefix="/v1", tags=["log"])
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/EntryIn"}}}}},
     responses={200: {"model": ReceiptOut, "description": "Already in the log: the original receipt"},
-               **problem_responses(400, 403, 404, 409, 413, 422)},
+               **problem_responses(400, 403, 404, 409, 413, 422, 503)},
 )
 async def post_entry(request: Request) -> Response:
     ledger = get_ledger(request)
     data = await read_json(request, api_settings(request).limits.max_body_bytes)
     signed = parse_signed_entry(data)
+    appender: AppendProcess | None = request.app.state.appender
+    if appender is not None:  # committed by the append process: its answer is the receipt's JSON
+        receipt_json, duplicate = await appender.append(signed)
+        return Response(receipt_json, status_code=200 if duplicate else 201, media_type="application/json")
     receipt = await asyncio.wrap_future(ledger.append_future(signed))
     return JSONResponse(receipt.to_json(), status_code=200 if receipt.duplicate else 201)
 
