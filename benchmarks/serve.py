@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import uvicorn
@@ -25,7 +26,7 @@ def build(app_name: str, db: str | None, data_dir: Path | None, origin: str | No
 
     assert data_dir is not None and origin is not None
     settings = LedgerSettings(data_dir=data_dir, db_url=db, origin=origin)
-    return create_app(ApiSettings(ledger=settings), ledger=open_ledger(settings))
+    return create_app(ApiSettings(ledger=settings, append_process=True), ledger=open_ledger(settings))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +36,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--origin")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.workers > 1:
+        if args.app == "ledger":
+            os.environ.update({"PARTSLEDGER_DB": args.db, "PARTSLEDGER_DATA_DIR": str(args.data_dir),
+                               "PARTSLEDGER_ORIGIN": args.origin})
+            target = "api.server:app_from_env"
+        else:
+            target = "benchmarks.bare_app:create_bare_app"
+        uvicorn.run(target, factory=True, workers=args.workers, host="127.0.0.1", port=args.port,
+                    log_level="warning", access_log=False)
+        return
     app = build(args.app, args.db, args.data_dir, args.origin)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
