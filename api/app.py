@@ -23,6 +23,7 @@ from api.settings import ApiSettings
 from ledger.append_process import AppendProcess
 from ledger.log import Ledger
 from ledger.service import open_ledger
+from ledger.sigpool import start_shared_pool
 
 DESCRIPTION = """
 partsledger is an append-only, hash-chained, Ed25519-signed ledger of automotive
@@ -71,6 +72,7 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
         if settings.append_process:
             appender = app.state.appender = AppendProcess(settings.ledger, verifier_key=app.state.ledger.verifier_key)
             await appender.start()
+        start_shared_pool()  # the batch signature helper, so the first large batch does not wait for it
         freeze_startup_objects()
         try:
             yield

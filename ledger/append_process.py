@@ -148,12 +148,14 @@ def commit_group(ledger: Any, group: Sequence[tuple[int, SignedEntry]]) -> list[
 def serve(settings_json: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The child: open the ledger, then append whatever has arrived as one group, until the input ends."""
     from ledger.service import LedgerSettings, open_ledger
+    from ledger.sigpool import start_shared_pool
 
     fields = json.loads(settings_json)
     for name in ("data_dir", "log_key_file", "operator_key_file"):
         if fields.get(name) is not None:
             fields[name] = Path(fields[name])
     ledger = open_ledger(LedgerSettings(**fields))
+    start_shared_pool()  # groups of 16 entries or more verify their signatures in a helper
     stdout.write(_answer(0, READY, ledger.verifier_key.encode()))
     stdout.flush()
     fd = stdin.fileno()

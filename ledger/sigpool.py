@@ -252,6 +252,29 @@ def batch_helpers_enabled() -> bool:
     return (os.cpu_count() or 1) >= 2 and os.environ.get("PARTSLEDGER_VERIFY_HELPERS", "1") != "0"
 
 
+def start_shared_pool() -> bool:
+    """Start this process's batch helper now rather than on the first large batch (a server does it at
+    startup, so that batch does not wait for the helper to start); whether one is running."""
+    if not batch_helpers_enabled() or not _shared_lock.acquire(blocking=False):
+        return _shared is not None
+    try:
+        return _ensure_shared() is not None
+    finally:
+        _shared_lock.release()
+
+
+def _ensure_shared() -> SignaturePool | None:
+    """The shared pool, started if need be (the caller holds ``_shared_lock``); ``None`` if it cannot start."""
+    global _shared
+    if _shared is None:
+        try:
+            _shared = SignaturePool(1, batch=64, depth=32, first_batch=16)
+        except OSError:
+            return None
+        atexit.register(_close_shared)
+    return _shared
+
+
 @contextmanager
 def shared_pool() -> Iterator[SignaturePool | None]:
     """This process's one-helper pool for batch appends, or ``None`` when it is busy (another batch has
@@ -260,19 +283,14 @@ def shared_pool() -> Iterator[SignaturePool | None]:
     Whatever the borrower leaves queued is drained before the next borrower gets the pool, so no answer
     ever reaches the wrong batch; a pool whose helper died is dropped and started afresh next time.
     """
-    global _shared
     if not batch_helpers_enabled() or not _shared_lock.acquire(blocking=False):
         yield None
         return
     try:
-        if _shared is None:
-            try:
-                _shared = SignaturePool(1, batch=64, depth=32, first_batch=16)
-            except OSError:
-                yield None
-                return
-            atexit.register(_close_shared)
-        pool = _shared
+        pool = _ensure_shared()
+        if pool is None:
+            yield None
+            return
         try:
             yield pool
         finally:
@@ -289,4 +307,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "default_workers",
-           "serve", "shared_pool", "verify_items", "widen_pipe"]
+           "serve", "shared_pool", "start_shared_pool", "verify_items", "widen_pipe"]

@@ -15,7 +15,6 @@ from ledger.entries import Entry, format_time, is_valid_org_id, parse_time
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, PolicyRejected
 from ledger.keys import b64decode, key_id
 from ledger.storage.domain_tables import Org, OrgKey
-from ledger.storage.staging import new_row
 
 ORG_KINDS = ("operator", "oem", "supplier", "workshop", "recycler", "test_lab", "authority")
 PREFIX_RE = re.compile(r"^\d{6,12}$")
@@ -59,7 +58,7 @@ def _add_keys(ctx: Context, org_id: str, keys: list[bytes]) -> None:
         kid = key_id(public_key)
         if ctx.state.get_key(kid) is not None:
             raise Conflict(f"key {kid} is already registered", code="conflict", field="public_keys")
-        ctx.state.add_key(new_row(OrgKey, kid=kid, org_id=org_id, public_key=public_key, added_seq=ctx.seq))
+        ctx.state.add_key(kid=kid, org_id=org_id, public_key=public_key, added_seq=ctx.seq)
 
 
 @handles("log.genesis")

@@ -53,9 +53,12 @@ class StateStore:
     def get_key(self, kid: str) -> OrgKey | None:
         return self.staging.get(OrgKey, kid)
 
-    def add_key(self, key: OrgKey) -> None:
-        self._keys_of.pop(key.org_id, None)
-        self.staging.add(key)
+    def add_key(self, *, kid: str, org_id: str, public_key: bytes, added_seq: int) -> None:
+        """A new key of ``org_id`` (queued as values: a key added by a bulk load is rarely looked at again
+        in its transaction; :meth:`get_key` still finds it)."""
+        self._keys_of.pop(org_id, None)
+        self.staging.insert(OrgKey, {"kid": kid, "org_id": org_id, "public_key": public_key, "added_seq": added_seq,
+                                     "revoked_seq": None, "compromised_at": None})
 
     def keys_of(self, org_id: str) -> Sequence[OrgKey]:
         # Remembered for the transaction (every commissioning entry with a label signature asks): keys only

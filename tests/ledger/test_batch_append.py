@@ -8,6 +8,7 @@ of an entry earlier in the batch, whose handler looks that entry up.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -255,6 +256,37 @@ def test_first_failure_is_named_whether_signatures_are_checked_by_the_helper_or_
     assert [r.seq for r in receipts] == list(range(size, size + len(good)))
     if helpers == "1" and sigpool.batch_helpers_enabled():
         assert sigpool._shared is not None  # the helper process did the checking
+
+
+@pytest.mark.parametrize("helpers", ["1", "0"], ids=["helpers-on", "helpers-off"])
+def test_the_helper_started_ahead_is_the_one_large_batches_use(
+        script: Script, ledger: Ledger, helpers: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``start_shared_pool`` (a server calls it at startup) starts the helper that the next large batch then
+    borrows; with helpers turned off it starts nothing and the batch verifies in its own thread."""
+    from ledger import sigpool
+
+    monkeypatch.setenv("PARTSLEDGER_VERIFY_HELPERS", helpers)
+    sigpool._close_shared()
+    enabled = sigpool.batch_helpers_enabled()
+    assert sigpool.start_shared_pool() is enabled
+    started = sigpool._shared
+    assert (started is not None) is enabled
+    borrowed: list[object] = []
+    real = sigpool.shared_pool
+
+    @contextlib.contextmanager
+    def watching() -> Iterator[sigpool.SignaturePool | None]:
+        with real() as pool:
+            borrowed.append(pool)
+            yield pool
+
+    monkeypatch.setattr("ledger.log.shared_pool", watching)
+    batch = [script.entry("oslo-ev", "key.add",
+                          {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+             for _ in range(sigpool.PARALLEL_MIN_BATCH)]
+    assert len(ledger.append_batch(batch)) == len(batch)
+    assert borrowed == [started]
+    assert sigpool._shared is started
 
 
 def test_label_signatures_see_keys_added_and_revoked_earlier_in_the_same_batch(
