@@ -84,31 +84,48 @@ def build(data_dir: Path, db: str | None, records: int) -> dict[str, Any]:
 
 
 # --- serving ----------------------------------------------------------------------------------------------
-def serve(app_name: str, port: int, data_dir: Path | None, db: str | None) -> None:
-    import uvicorn
+def bare_app() -> Any:
+    """The baseline: the same route answering a constant JSON verdict (no database, no proof)."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
-    if app_name == "bare":
-        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
-        @app.get("/01/{gtin}/21/{serial}")
-        async def bare(gtin: str, serial: str) -> JSONResponse:
-            return JSONResponse({"verdict": "genuine", "part": {"gtin": gtin, "serial": serial}})
+    @app.get("/01/{gtin}/21/{serial}")
+    async def bare(gtin: str, serial: str) -> JSONResponse:
+        return JSONResponse({"verdict": "genuine", "part": {"gtin": gtin, "serial": serial}})
 
-        from api.app import freeze_startup_objects
+    from api.app import freeze_startup_objects
 
-        freeze_startup_objects()  # as the real app does at startup: same garbage-collector treatment
-    else:
-        from api.app import create_app
-        from api.settings import ApiLimits, ApiSettings
-        from ledger.service import LedgerSettings, open_ledger
+    freeze_startup_objects()  # as the real app does at startup: same garbage-collector treatment
+    return app
 
-        assert data_dir is not None
-        settings = LedgerSettings(data_dir=data_dir, db_url=db, origin=ORIGIN)
-        limits = ApiLimits(scan_rate_per_minute=10**9, scan_burst=10**9)
-        app = create_app(ApiSettings(ledger=settings, limits=limits), ledger=open_ledger(settings))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+def scan_app() -> Any:
+    """The real app over the ledger named by ``PL_BENCH_DATA_DIR`` (and ``PL_BENCH_DB``), scan rate limit lifted."""
+    from api.app import create_app
+    from api.settings import ApiLimits, ApiSettings
+    from ledger.service import LedgerSettings, open_ledger
+
+    settings = LedgerSettings(data_dir=Path(os.environ["PL_BENCH_DATA_DIR"]), db_url=os.environ.get("PL_BENCH_DB"),
+                              origin=ORIGIN)
+    limits = ApiLimits(scan_rate_per_minute=10**9, scan_burst=10**9)
+    return create_app(ApiSettings(ledger=settings, limits=limits), ledger=open_ledger(settings))
+
+
+def serve(app_name: str, port: int, data_dir: Path | None, db: str | None, workers: int = 1) -> None:
+    import uvicorn
+
+    assert data_dir is not None
+    os.environ["PL_BENCH_DATA_DIR"] = str(data_dir)
+    if db:
+        os.environ["PL_BENCH_DB"] = db
+    factory = bare_app if app_name == "bare" else scan_app
+    if workers == 1:
+        uvicorn.run(factory(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    else:  # each worker process builds its own app (and opens its own ledger)
+        uvicorn.run(f"benchmarks.scan:{factory.__name__}", factory=True, workers=workers, host="127.0.0.1",
+                    port=port, log_level="warning", access_log=False)
 
 
 def _free_port() -> int:
@@ -118,10 +135,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(app_name: str, data_dir: Path, db: str | None) -> Iterator[int]:
+def server(app_name: str, data_dir: Path, db: str | None, workers: int = 1) -> Iterator[int]:
     port = _free_port()
     args = [sys.executable, "-m", "benchmarks.scan", "--serve", app_name, "--port", str(port),
-            "--data-dir", str(data_dir)] + (["--db", db] if db else [])
+            "--data-dir", str(data_dir), "--workers", str(workers)] + (["--db", db] if db else [])
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -225,11 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="measure each concurrency this many times (bare, cold, hot back to back each time); "
                              "the figures reported are each run's median round by scan/bare throughput ratio")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes of every server, the bare endpoint's included (default 1)")
     parser.add_argument("--serve", choices=["scan", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.port, args.data_dir, args.db)
+        serve(args.serve, args.port, args.data_dir, args.db, args.workers)
         return
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pl-scan-bench-"))
     info = build(data_dir, args.db, args.records)
@@ -244,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "database": "postgresql" if args.db else "sqlite", **info,
         "scan_rate_limit": "lifted for the run (ApiLimits(scan_rate_per_minute=10**9, scan_burst=10**9))",
+        "workers": args.workers,
         "loadavg_start": _loadavg(),
     }
     runs: dict[str, list[str]] = {"bare": cold, "cold": cold}
@@ -254,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     # endpoint, the cold scan and the hot scan run back to back, so load from elsewhere on the machine
     # drifts as little as possible between a scan figure and the bare figure it is divided by.
     with ExitStack() as stack:
-        ports = {name: stack.enter_context(server("bare" if name == "bare" else "scan", data_dir, args.db))
+        ports = {name: stack.enter_context(server("bare" if name == "bare" else "scan", data_dir, args.db,
+                                                         args.workers))
                  for name in runs}
         for name, paths in runs.items():
             warm_up(ports[name], paths)
