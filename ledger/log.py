@@ -53,7 +53,7 @@ from ledger.group_commit import GroupCommitter, Rejected
 from ledger.keys import KeyPair, b64encode, bad_signature, check_signature_size, signed_message
 from ledger.note import Signer
 from ledger.sigpool import PARALLEL_MIN_BATCH, SignaturePool, shared_pool
-from ledger.storage.bulk import insert_rows
+from ledger.storage.bulk import insert_rows, insert_tuples
 from ledger.storage.db import Database
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
@@ -114,6 +114,9 @@ class StoredCheckpoint:
 
 
 # Statements of the append path, built once (building one costs more than running it on SQLite).
+# The order of the value tuples an append builds for these tables (their column order).
+_RECORD_COLUMNS = ("seq", "entry_id", "prev_hash", "leaf_hash", "entry_type", "org_id", "logged_at", "record")
+_NODE_COLUMNS = ("level", "idx", "hash")
 _HEAD = select(RECORDS.c.seq, RECORDS.c.leaf_hash).order_by(RECORDS.c.seq.desc()).limit(1)
 _SEQ_OF_ENTRIES = select(RECORDS.c.entry_id, RECORDS.c.seq).where(
     RECORDS.c.entry_id.in_(bindparam("ids", expanding=True)))
@@ -332,8 +335,8 @@ class Ledger:
             if len(items) > 1:
                 self._prefetch(state, [item.entry for item in items if item.entry_id not in known])
             placed: list[tuple[int, bool, list[FlagNote]]] = []
-            record_rows: list[dict[str, Any]] = []
-            node_rows: list[dict[str, Any]] = []
+            record_rows: list[tuple[Any, ...]] = []  # in _RECORD_COLUMNS order
+            node_rows: list[tuple[int, int, bytes]] = []
             written: list[tuple[merkle.NodeKey, bytes]] = []
             new_leaves: dict[int, tuple[str, bytes]] = {}
             for index, item in enumerate(items):
@@ -352,13 +355,10 @@ class Ledger:
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
                 leaf = record.leaf_hash
-                record_rows.append({
-                    "seq": size, "entry_id": item.entry_id, "prev_hash": prev, "leaf_hash": leaf,
-                    "entry_type": item.entry.type, "org_id": item.entry.org, "logged_at": logged,
-                    "record": record.canonical,
-                })
+                record_rows.append((size, item.entry_id, prev, leaf, item.entry.type, item.entry.org, logged,
+                                    record.canonical))
                 new_nodes = merkle.nodes_for_append(size, leaf, cache.get)
-                node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in new_nodes)
+                node_rows.extend((level, idx, h) for (level, idx), h in new_nodes)
                 written.extend(new_nodes)
                 cache.nodes.update(new_nodes)
                 known[item.entry_id] = size
@@ -374,8 +374,8 @@ class Ledger:
                 state.staging.write(attach=False)  # the handlers' projection rows: one insert per table
                 note = ""
                 if record_rows:
-                    insert_rows(conn, RECORDS, record_rows)
-                    insert_rows(conn, NODES, node_rows)
+                    insert_tuples(conn, RECORDS, _RECORD_COLUMNS, record_rows)
+                    insert_tuples(conn, NODES, _NODE_COLUMNS, node_rows)
                     root = merkle.root_hash(size, cache.get)
                     note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
                     insert_rows(conn, CHECKPOINTS, [{"size": size, "root": root, "note": note,

@@ -79,7 +79,30 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 
 
 
-def _copy_rows(conn: Connection, table: Table, keys: tuple[str, ...], params: list[Any]) -> None:
+def insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """:func:`insert_rows` for rows given as value tuples in the order of ``columns`` (every column of
+    ``table``): what an append builds for every entry (records, Merkle nodes) skips a dict per row."""
+    if not rows:
+        return
+    compiled = _compiled(table, conn)
+    if tuple(columns) != compiled.keys or compiled.processors:
+        insert_rows(conn, table, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    if conn.dialect.name == "postgresql" and len(rows) > 1:
+        _copy_rows(conn, table, compiled.keys, rows)
+        return
+    if compiled.positional:
+        conn.exec_driver_sql(compiled.sql, [tuple(row) for row in rows])
+    else:
+        conn.exec_driver_sql(compiled.sql, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def column_order(table: Table, conn: Connection) -> tuple[str, ...]:
+    """The column order :func:`insert_tuples` takes without re-ordering for ``conn``'s dialect."""
+    return _compiled(table, conn).keys
+
+
+def _copy_rows(conn: Connection, table: Table, keys: tuple[str, ...], params: Sequence[Sequence[Any]]) -> None:
     """PostgreSQL: the rows through ``COPY ... FROM STDIN`` on the transaction's own connection (psycopg
     writes each row in C; an ``executemany`` of the same rows adapts every value in Python)."""
     quote = conn.dialect.identifier_preparer.quote
@@ -111,4 +134,4 @@ def existing_keys(conn: Connection, table: Table, column: str, values: Sequence[
     return found
 
 
-__all__ = ["existing_keys", "insert_rows"]
+__all__ = ["column_order", "existing_keys", "insert_rows", "insert_tuples"]

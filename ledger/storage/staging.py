@@ -264,8 +264,14 @@ class _Queued:
         self.table = table
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _field_names(cls: type[SQLModel]) -> frozenset[str]:
-    return frozenset(name for name, *_ in _field_plan(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(name for name, *_ in _field_plan(cls))
+    return names
 
 
 _IN: dict[type, Select[Any]] = {}
