@@ -109,7 +109,7 @@ def _fetch(get: NodeGetter, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
 
 def _ranges_hashes(ranges: Sequence[tuple[int, int]], get: NodeGetter) -> list[bytes]:
     """The RFC 6962 hash of each non-empty range, from one batched read."""
-    per_range = [range_keys(start, end) for start, end in ranges]
+    per_range = [_range_keys(start, end) for start, end in ranges]
     wanted = list(dict.fromkeys(key for keys in per_range for key in keys))
     nodes = _fetch(get, wanted)
     return [_fold([nodes[key] for key in keys]) for keys in per_range]
@@ -137,6 +137,11 @@ def range_keys(start: int, end: int) -> list[NodeKey]:
     _check_count(end, "end")
     if start > end:
         raise InvalidInput(f"range start {start} is after end {end}", code="invalid_field", field="start")
+    return _range_keys(start, end)
+
+
+def _range_keys(start: int, end: int) -> list[NodeKey]:
+    """:func:`range_keys` of a range already known to be valid (the ranges of proofs and roots)."""
     keys: list[NodeKey] = []
     while start < end:
         # Largest level at which ``start`` is aligned and the subtree still fits.

@@ -133,9 +133,8 @@ _INSTALLS, _RECALLS, _CLAIMS = _table(Installation), _table(Recall), _table(Clai
 _KEYS, _ORGS, _CORRECTIONS = _table(OrgKey), _table(Org), _table(Correction)
 _G: BindParameter[str] = bindparam("gtin")
 _S: BindParameter[str] = bindparam("serial")
-_Q_PART = select(_PARTS.c.state, _PARTS.c.commissioned_by, _PARTS.c.commissioned_kid, _PARTS.c.lot,
-                 _PARTS.c.last_seq, _PARTS.c.commissioned_seq, _PARTS.c.brand_owner, _PARTS.c.custodian
-                 ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
+_PART_COLUMNS = (_PARTS.c.state, _PARTS.c.commissioned_by, _PARTS.c.commissioned_kid, _PARTS.c.lot,
+                 _PARTS.c.last_seq, _PARTS.c.commissioned_seq, _PARTS.c.brand_owner, _PARTS.c.custodian)
 _Q_PART_ALL = select(_PARTS).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
 _Q_EVENTS = select(_EVENTS).where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).order_by(_EVENTS.c.seq)
 _Q_OPEN_FLAGS = (select(_FLAGS.c.kind, _FLAGS.c.message, _FLAGS.c.seq)
@@ -151,9 +150,10 @@ _Q_OPEN_INSTALLS = (select(_INSTALLS)
                     .order_by(_INSTALLS.c.seq))
 _Q_KEYS = (select(_KEYS.c.kid, _KEYS.c.public_key, _KEYS.c.compromised_at)
            .where(_KEYS.c.org_id == bindparam("org")).order_by(_KEYS.c.added_seq))
-# Most parts have no flag, claim, open installation or open recall: one statement of four indexed
-# existence probes decides which of those four lists must be read at all.
-_Q_PRESENT = select(
+# Most parts have no flag, claim, open installation or open recall: four indexed existence probes, read
+# with the part's row in one statement, decide which of those four lists must be read at all.
+_Q_PART_PRESENT = select(
+    *_PART_COLUMNS,
     select(_FLAGS.c.id).where(_FLAGS.c.subject == bindparam("subject")).limit(1).scalar_subquery().label("flags"),
     select(_CLAIMS.c.claim_id).where(_CLAIMS.c.gtin == _G, _CLAIMS.c.serial == _S).limit(1)
     .scalar_subquery().label("claims"),
@@ -161,7 +161,7 @@ _Q_PRESENT = select(
     .limit(1).scalar_subquery().label("installs"),
     select(_RECALLS.c.campaign_id).where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1)
     .scalar_subquery().label("recalls"),
-)
+).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
@@ -195,12 +195,12 @@ def _claim_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once = _every_time) -> PartView | None:
     ids = {"gtin": gtin, "serial": serial}
-    part = reader.first(_Q_PART, ids)
+    about = subject(gtin, serial)
+    part = reader.first(_Q_PART_PRESENT, {**ids, "subject": about})
     if part is None:
         return None
-    about = subject(gtin, serial)
+    present = part
     events = reader.rows(_Q_EVENTS, ids)
-    present = reader.first(_Q_PRESENT, {**ids, "subject": about}) or {}
     flags = reader.rows(_Q_OPEN_FLAGS, {"subject": about}) if present.get("flags") is not None else []
     recalls = _open_recalls(reader, gtin, serial) if present.get("recalls") is not None else []
     claims = reader.rows(_Q_CLAIMS, ids) if present.get("claims") is not None else []

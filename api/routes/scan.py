@@ -207,17 +207,18 @@ CompressedSegment = Annotated[str, Path(description="a compressed Digital Link (
                                         pattern="^[A-Za-z0-9_-]{10,512}$")]
 
 
-def _documented_query_parameters() -> list[dict[str, Any]]:
-    """The OpenAPI parameters FastAPI generates for the resolver's query (the declarations above)."""
+def _documented_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters FastAPI generates for the resolver's path and query (the declarations above)."""
     from fastapi import FastAPI
 
-    def resolver_query(lot: Lot = None, sig: Sig = None, link_type: LinkType = None, fmt: Format = None,
-                       lang: Lang = None, workshop: Workshop = None, activity: Activity = "install") -> None:
-        """Never served: only documents the query of :func:`resolve`."""
+    def resolver(gtin: str, serial: str, lot: Lot = None, sig: Sig = None, link_type: LinkType = None,
+                 fmt: Format = None, lang: Lang = None, workshop: Workshop = None,
+                 activity: Activity = "install") -> None:
+        """Never served: only documents the parameters of :func:`resolve`."""
 
     doc = FastAPI()
-    doc.get("/")(resolver_query)
-    parameters: list[dict[str, Any]] = doc.openapi()["paths"]["/"]["get"]["parameters"]
+    doc.get("/01/{gtin}/21/{serial}")(resolver)
+    parameters: list[dict[str, Any]] = doc.openapi()["paths"]["/01/{gtin}/21/{serial}"]["get"]["parameters"]
     return parameters
 
 
@@ -260,13 +261,16 @@ async def _resolve(request: Request, gtin: str, serial: str, lot: str | None, si
 
 
 @router.get("/01/{gtin}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
-            openapi_extra={"parameters": _documented_query_parameters()},
+            openapi_extra={"parameters": _documented_parameters()},
             summary="Resolve a part's GS1 Digital Link: verdict (JSON), verification page (HTML) or linkset")
-async def resolve(request: Request, gtin: str, serial: str) -> Response:
+async def resolve(request: Request) -> Response:
+    # The path and the query are read here, not declared: the resolver is the hottest public path, and
+    # FastAPI's per-parameter machinery costs more than the checks _resolve makes of GTIN and serial anyway.
     await scan_rate_limit(request)
     q = _resolver_query(request)
-    return await _resolve(request, gtin, serial, q["10"], q["8030"], q["linkType"], q["format"], q["lang"],
-                          q["workshop"], q["activity"] or "install")
+    path = request.path_params
+    return await _resolve(request, path["gtin"], path["serial"], q["10"], q["8030"], q["linkType"], q["format"],
+                          q["lang"], q["workshop"], q["activity"] or "install")
 
 
 @router.get("/01/{gtin}/10/{path_lot}/21/{serial:path}", response_model=ScanVerdict, responses=_RESPONSES,
