@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -81,6 +82,12 @@ def key_id(public_key: bytes) -> str:
     """The key id of an Ed25519 public key."""
     if len(public_key) != PUBLIC_KEY_SIZE:
         raise InvalidInput("an Ed25519 public key is 32 bytes", code="invalid_field", field="public_key")
+    return _key_id(bytes(public_key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_id(public_key: bytes) -> str:
+    # Remembered: a batch asks for the same keys' ids more than once (look-up hints, then the handler).
     return hashlib.sha256(b"partsledger/v1/key\n" + public_key).hexdigest()[:32]
 
 

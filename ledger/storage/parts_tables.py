@@ -132,7 +132,7 @@ class EntryRef(SQLModel, table=True):
     entry_id: str = Field(sa_column=Column(String(64), primary_key=True))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     type: str = Field(sa_column=Column(String(64), nullable=False))
-    org_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    org_id: str = Field(sa_column=Column(String(64), nullable=False))
     kid: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     logged: str = Field(sa_column=Column(String(32), nullable=False))
     gtin: str | None = Field(default=None, sa_column=Column(String(14), nullable=True))
