@@ -74,10 +74,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"single append: {result['single_append']['appends_per_s']:.1f}/s")
         batched = pool[:args.batch_size * args.batches]
         start_shared_pool()  # started at startup, as the server does: the first batch does not wait for it
-        result["batch_append"] = throughput.batch_append(bench, batched, args.batch_size, args.batch_seconds)
-        log(f"batch append: {result['batch_append']['appends_per_s']:.0f}/s")
-        result["batch_over_raw_verify"] = (result["batch_append"]["appends_per_s"]
-                                           / result["raw_verify"]["verifies_per_s"])
+        result["batch_append"] = throughput.batch_append(bench, batched, args.batch_size, args.batch_seconds,
+                                                         verify_set=verify_set)
+        # Two figures: the batch rate over the raw rate measured once above, and the median of each batch's
+        # rate over a raw verify of as many signatures timed right before it (robust to the machine's drift;
+        # this one is judged against the target).
+        result["batch_over_raw_verify_aggregate"] = (result["batch_append"]["appends_per_s"]
+                                                     / result["raw_verify"]["verifies_per_s"])
+        result["batch_over_raw_verify"] = result["batch_append"]["paired_ratio_median"]
+        log(f"batch append: {result['batch_append']['appends_per_s']:.0f}/s; batch/raw verify "
+            f"{result['batch_over_raw_verify']:.3f} (paired median), "
+            f"{result['batch_over_raw_verify_aggregate']:.3f} (aggregate)")
         result["log_size_before_latency"] = bench.ledger.size()
         if not args.no_latency:
             result["latency"] = measure_latency(args, bench)
@@ -88,6 +95,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["targets"] = {
         "batch_over_raw_verify": {"target_min": TARGETS["batch_over_raw_verify_min"],
                                   "measured": result["batch_over_raw_verify"],
+                                  "measured_as": "median over batches of (batch rate / raw verify rate timed "
+                                                 "right before the batch)",
+                                  "aggregate": result["batch_over_raw_verify_aggregate"],
                                   "met": result["batch_over_raw_verify"] >= TARGETS["batch_over_raw_verify_min"],
                                   "applies_to": "sqlite"},
     }

@@ -48,19 +48,48 @@ def single_append(log: BenchLog, entries: list[SignedEntry], max_seconds: float)
     return {"appends": done, "seconds": elapsed, "appends_per_s": done / elapsed}
 
 
-def batch_append(log: BenchLog, entries: list[SignedEntry], batch_size: int, max_seconds: float) -> dict[str, Any]:
-    """``Ledger.append_batch`` of ``batch_size`` pre-signed entries per transaction (one checkpoint each)."""
+def batch_append(log: BenchLog, entries: list[SignedEntry], batch_size: int, max_seconds: float,
+                 verify_set: list[SignedEntry] | None = None) -> dict[str, Any]:
+    """``Ledger.append_batch`` of ``batch_size`` pre-signed entries per transaction (one checkpoint each).
+
+    With ``verify_set``, each batch is paired with a raw verify of ``batch_size`` of its signatures timed
+    just before it: on a shared machine whose speed drifts from minute to minute, each pair's ratio
+    compares the two under the same conditions (``paired_ratios``; their median is
+    ``paired_ratio_median``).
+    """
     done = 0
     per_batch = []
+    pairs: list[float] = []
+    keys: dict[bytes, nacl.signing.VerifyKey] = {}
+    messages = []
+    if verify_set:
+        public = log.signer.public_key
+        keys[public] = nacl.signing.VerifyKey(public)
+        messages = [(signed_message("entry", e.entry.canonical), e.signature) for e in verify_set]
     started = time.perf_counter()
-    for start in range(0, len(entries) - batch_size + 1, batch_size):
+    for number, start in enumerate(range(0, len(entries) - batch_size + 1, batch_size)):
+        raw_rate = None
+        if messages:
+            key = keys[log.signer.public_key]
+            chunk = [messages[(number * batch_size + i) % len(messages)] for i in range(batch_size)]
+            t0 = time.perf_counter()
+            for message, signature in chunk:
+                key.verify(message, signature)
+            raw_rate = batch_size / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         receipts = log.ledger.append_batch(entries[start:start + batch_size])
-        per_batch.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        per_batch.append(elapsed)
+        if raw_rate is not None:
+            pairs.append((batch_size / elapsed) / raw_rate)
         assert len(receipts) == batch_size and not any(r.duplicate for r in receipts)
         done += batch_size
         if time.perf_counter() - started > max_seconds:
             break
-    elapsed = time.perf_counter() - started
-    return {"batch_size": batch_size, "batches": len(per_batch), "appends": done, "seconds": elapsed,
-            "appends_per_s": done / elapsed, "seconds_per_batch_median": statistics.median(per_batch)}
+    elapsed = sum(per_batch)
+    out: dict[str, Any] = {"batch_size": batch_size, "batches": len(per_batch), "appends": done, "seconds": elapsed,
+                           "appends_per_s": done / elapsed, "seconds_per_batch_median": statistics.median(per_batch)}
+    if pairs:
+        out["paired_ratios"] = pairs
+        out["paired_ratio_median"] = statistics.median(pairs)
+    return out

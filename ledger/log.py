@@ -339,13 +339,15 @@ class Ledger:
             node_rows: list[tuple[int, int, bytes]] = []
             written: list[tuple[merkle.NodeKey, bytes]] = []
             new_leaves: dict[int, tuple[str, bytes]] = {}
+            verify = _Verify(pool, 0)  # told each entry's index in turn
             for index, item in enumerate(items):
                 if item.entry_id in known:
                     placed.append((known[item.entry_id], True, []))
                     continue
                 logged = self.clock()
                 try:
-                    ctx = self._admit(state, item, size, logged, _Verify(pool, index))
+                    verify.index = index
+                    ctx = self._admit(state, item, size, logged, verify)
                 except BatchRejected:
                     raise
                 except LedgerError as exc:
