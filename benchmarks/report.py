@@ -35,7 +35,10 @@ def table(document: dict[str, Any]) -> str:
     row("(a) raw Ed25519 verify, 1 core (PyNaCl)", lambda r: _rate(r["raw_verify"]["verifies_per_s"]))
     row("(b) single append (own transaction each)", lambda r: _rate(r["single_append"]["appends_per_s"]))
     row("(c) batch append (1000 per transaction)", lambda r: _rate(r["batch_append"]["appends_per_s"]))
-    row("(c)/(a): batch ÷ raw verify (target ≥ 0.5 on SQLite)", lambda r: f"{r['batch_over_raw_verify']:.3f}")
+    row("(c)/(a): batch ÷ raw verify, median of per-batch pairs (target ≥ 0.5 on SQLite)",
+        lambda r: f"{r['batch_over_raw_verify']:.3f}")
+    row("(c)/(a): the whole batch run ÷ the raw rate of (a)",
+        lambda r: f"{r['batch_over_raw_verify_aggregate']:.3f}" if "batch_over_raw_verify_aggregate" in r else "")
     for index, run in enumerate(runs[dbs[0]].get("latency", {}).get("runs", [])):
         rate = run["offered_rate_per_s"]
 
