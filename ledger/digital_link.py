@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -90,8 +90,10 @@ class PartLink:
         return f"{self.gtin}/{self.serial}"
 
 
+@lru_cache(maxsize=256)
 def normalize_base(base: str) -> str:
-    """A resolver base URL (``https://host[/prefix]``) without a trailing slash."""
+    """A resolver base URL (``https://host[/prefix]``) without a trailing slash (remembered: a server has
+    one or two)."""
     parts = urlsplit(base)
     if parts.scheme not in {"https", "http"} or not parts.netloc or parts.query or parts.fragment:
         raise InvalidInput(f"resolver base {base!r} must be an http(s) URL without query or fragment",

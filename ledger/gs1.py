@@ -13,6 +13,7 @@ sees one label learns nothing about the next.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import string
@@ -35,6 +36,12 @@ def gtin_check_digit(body13: str) -> int:
     """The GS1 check digit of the first 13 digits of a GTIN-14."""
     if not isinstance(body13, str) or len(body13) != 13 or not _DIGITS.match(body13):
         raise InvalidInput("gtin: expected 13 digits before the check digit", code="invalid_gtin", field="gtin")
+    return _check_digit(body13)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_digit(body13: str) -> int:
+    # Remembered: a ledger holds few products, and their GTINs are checked on every scan and part event.
     return int(gs1_standard_check_digit(body13))
 
 

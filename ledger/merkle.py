@@ -109,7 +109,7 @@ def _fetch(get: NodeGetter, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
 
 def _ranges_hashes(ranges: Sequence[tuple[int, int]], get: NodeGetter) -> list[bytes]:
     """The RFC 6962 hash of each non-empty range, from one batched read."""
-    per_range = [_range_keys(start, end) for start, end in ranges]
+    per_range = [_one_subtree(start, end) or _range_keys(start, end) for start, end in ranges]
     wanted = list(dict.fromkeys(key for keys in per_range for key in keys))
     nodes = _fetch(get, wanted)
     return [_fold([nodes[key] for key in keys]) for keys in per_range]
@@ -138,6 +138,16 @@ def range_keys(start: int, end: int) -> list[NodeKey]:
     if start > end:
         raise InvalidInput(f"range start {start} is after end {end}", code="invalid_field", field="start")
     return _range_keys(start, end)
+
+
+def _one_subtree(start: int, end: int) -> list[NodeKey] | None:
+    """``[(level, index)]`` when ``[start, end)`` is exactly one aligned complete subtree (most ranges of a
+    proof are), else ``None``."""
+    width = end - start
+    if width <= 0 or width & (width - 1) or start & (width - 1):
+        return None
+    level = width.bit_length() - 1
+    return [(level, start >> level)]
 
 
 def _range_keys(start: int, end: int) -> list[NodeKey]:

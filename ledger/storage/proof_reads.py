@@ -96,6 +96,13 @@ class RawReader:
         columns = [d[0] for d in self._cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in self._cursor.fetchall()]
 
+    def tuples(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`rows` as the driver's tuples, in the statement's column order."""
+        sql, names, defaults = _compiled(stmt, self.dialect)
+        merged = {**defaults, **(params or {})}
+        self._cursor.execute(sql, tuple(merged[n] for n in names) if names is not None else merged)
+        return self._cursor.fetchall()  # type: ignore[no-any-return]
+
     def first(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         found = self.rows(stmt, params)
         return found[0] if found else None
@@ -189,8 +196,8 @@ def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
     for j, (level, idxs) in enumerate(by_level.items()):
         params[f"l{j}"] = level
         params.update({f"i{j}_{k}": idx for k, idx in enumerate(idxs)})
-    fetched = {(int(row["level"]), int(row["idx"])): bytes(row["hash"])
-               for row in reader.rows(_nodes_query(tuple(len(i) for i in by_level.values())), params)}
+    fetched = {(int(level), int(idx)): bytes(value)
+               for level, idx, value in reader.tuples(_nodes_query(tuple(len(i) for i in by_level.values())), params)}
     if cache is not None and fetched:
         cache.add(fetched)
     found.update(fetched)
