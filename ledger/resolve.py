@@ -31,6 +31,7 @@ from ledger.storage import proof_reads
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.grant_tables import Grant
+from ledger.storage.log_tables import RECORDS
 from ledger.storage.parts_tables import Correction, Installation, Part, PartEvent, Recall
 from ledger.storage.state import StateStore
 from ledger.storage.warranty_tables import Claim
@@ -58,6 +59,7 @@ class PartView:
     history: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     signer_keys: list[bytes] = field(default_factory=list)
+    latest_record: bytes | None = None  # the record at ``latest_seq``, as stored (read with the facts)
 
 
 def history_json(event: PartEvent) -> dict[str, Any]:
@@ -161,6 +163,8 @@ _Q_PART_PRESENT = select(
     .limit(1).scalar_subquery().label("installs"),
     select(_RECALLS.c.campaign_id).where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1)
     .scalar_subquery().label("recalls"),
+    # The part's latest record, whose inclusion the verdict proves, in the same statement.
+    select(RECORDS.c.record).where(RECORDS.c.seq == _PARTS.c.last_seq).scalar_subquery().label("latest_record"),
 ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
@@ -225,7 +229,8 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once
     return PartView(facts=facts, latest_seq=part["last_seq"], commissioned_seq=part["commissioned_seq"],
                     brand_owner=part["brand_owner"], custodian=part["custodian"], installation=installation,
                     history=[_event_json(e) for e in events], claims=[_claim_json(c) for c in claims],
-                    signer_keys=[bytes(k["public_key"]) for k in keys])
+                    signer_keys=[bytes(k["public_key"]) for k in keys],
+                    latest_record=None if part["latest_record"] is None else bytes(part["latest_record"]))
 
 
 def label_sig(ledger: Ledger, view: PartView) -> str | None:
@@ -300,10 +305,12 @@ def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[S
 
 
 def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache | None,
-           once: Once = _every_time) -> dict[str, Any] | None:
-    """Inclusion of record ``seq`` in the latest checkpoint, read in the same transaction as the facts."""
+           once: Once = _every_time, raw: bytes | None = None) -> dict[str, Any] | None:
+    """Inclusion of record ``seq`` (its bytes ``raw``, if already read) in the latest checkpoint, read in the
+    same transaction as the facts."""
     checkpoint = once(("checkpoint",), lambda: proof_reads.latest_checkpoint(reader))
-    raw = proof_reads.record_bytes(reader, seq)
+    if raw is None:
+        raw = proof_reads.record_bytes(reader, seq)
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
     size, _root, note = checkpoint
@@ -411,7 +418,7 @@ def _facts_document(ledger: Ledger, reader: proof_reads.RawReader, link: PartLin
                     nodes: proof_reads.NodeCache | None, once: Once = _every_time) -> dict[str, Any]:
     view = _part_view(reader, link.gtin, link.serial, once)
     maker = _org_summary(reader, view.facts.commissioned_by, once) if view else None
-    proof = _proof(reader, view.latest_seq, nodes, once) if view else None
+    proof = _proof(reader, view.latest_seq, nodes, once, view.latest_record) if view else None
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None
