@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import struct
 import sys
 from collections.abc import Sequence
@@ -286,8 +287,8 @@ class AppendProcess:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-        if self._reader is not None:
-            await self._reader
+        if self._reader is not None:  # ends at the child's end of output; its outcome is not ours to raise
+            await asyncio.wait([self._reader], timeout=5)
 
 
 def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
@@ -300,6 +301,9 @@ def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
 
 
 def main() -> None:
+    # A Ctrl-C at the terminal reaches the whole process group: the child finishes what it was given and
+    # ends when the serving process closes its input, not on the signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The answers get the original standard output to themselves; anything else the process might print
     # (a warning, say) goes to standard error instead of into the frames.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

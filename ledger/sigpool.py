@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -303,6 +304,9 @@ def shared_pool() -> Iterator[SignaturePool | None]:
 
 
 if __name__ == "__main__":
+    # A Ctrl-C at the terminal reaches the whole process group; this helper ends when its caller closes
+    # its input, not on the signal (and without a traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

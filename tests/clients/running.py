@@ -45,7 +45,9 @@ class RunningServer:
 
 
 def start_server(tmp: Path, db_url: str, *, command: str = "serve", extra: Sequence[str] = (),
-                 data_dir_name: str = "server-data") -> RunningServer:
+                 data_dir_name: str = "server-data", new_session: bool = False) -> RunningServer:
+    """``new_session``: run the server in a process group of its own, as a terminal runs a command (its
+    helper processes join the group), so a test can signal the whole group like a Ctrl-C does."""
     port = free_port()
     data_dir = tmp / data_dir_name
     log = tmp / "server.log"
@@ -54,7 +56,7 @@ def start_server(tmp: Path, db_url: str, *, command: str = "serve", extra: Seque
         process = subprocess.Popen(
             [sys.executable, "-m", "clients.cli", command, "--data-dir", str(data_dir), "--db", db_url,
              "--port", str(port), "--origin", "audit.test/log", *extra],
-            cwd=tmp, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=tmp, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=new_session,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

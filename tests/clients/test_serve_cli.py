@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -80,3 +83,39 @@ def test_serve_with_two_workers_appends_from_both_into_one_chain(tmp_path: Path,
     result = cli("verify", "--db", db_url, "--data-dir", str(server.data_dir), "--json", home=tmp_path / "home")
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["records"] == 41
+
+
+def test_ctrl_c_stops_the_server_and_its_helpers_without_a_traceback(tmp_path: Path, db_url: str) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the server, its append process and its signature
+    helpers. The server shuts down (closing its helpers' input), and every process of the group ends
+    without printing a traceback; an entry accepted before is in the log."""
+    server = start_server(tmp_path, db_url, new_session=True)
+    group = os.getpgid(server.process.pid)
+    operator = read_key_file(server.operator_key)
+    entry = make_signed_entry(operator, origin="audit.test/log", type="key.add", org="partsledger-operator",
+                              body={"org_id": "partsledger-operator",
+                                    "public_key": b64encode(KeyPair.generate().public_key)})
+    try:
+        response = httpx.post(f"{server.url}/v1/entries", json=entry.to_json(), timeout=30)
+        assert response.status_code == 201, response.text
+        helpers = _worker_pids(server.process.pid)
+        assert len(helpers) >= 2  # the append process and the batch signature helper
+        os.killpg(group, signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("processes of the server's group are still running after it stopped")
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log, log
+    assert "KeyboardInterrupt" not in log and "CancelledError" not in log, log
+    check = cli("verify", "--db", db_url, "--data-dir", str(server.data_dir), home=tmp_path / "home")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert response.json()["seq"] == 1
