@@ -56,6 +56,8 @@ NEW, DUPLICATE, REJECTED, FAILED, READY = 0, 1, 2, 3, 4
 #: Entries appended in one transaction at most (as :class:`~ledger.group_commit.GroupCommitter`).
 MAX_GROUP = 256
 _PIPE_SIZE = 1 << 20
+#: The environment variable that hands the child its ledger settings (JSON).
+SETTINGS_ENV = "PARTSLEDGER_APPEND_SETTINGS"
 
 #: The error classes an answer can name; any other :class:`LedgerError` travels as its nearest one.
 _ERROR_CLASSES: dict[str, type[LedgerError]] = {
@@ -202,15 +204,23 @@ class AppendProcess:
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    @property
+    def pending(self) -> int:
+        """Entries sent to the current child and not answered yet."""
+        return sum(1 for waiter in self._waiting.values() if not waiter.done())
+
     async def start(self) -> None:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._proc is not None and self._reader is not None and not self._reader.done():
                 return
+            # The settings (a database URL may hold a password) go in the environment, which only this
+            # user can read, not in the command line, which every local user can.
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ledger.append_process", self._settings_json,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                sys.executable, "-m", "ledger.append_process",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, SETTINGS_ENV: self._settings_json})
             assert self._proc.stdin is not None and self._proc.stdout is not None
             _widen_pipe(self._proc.stdin)
             try:
@@ -308,7 +318,7 @@ def main() -> None:
     # (a warning, say) goes to standard error instead of into the frames.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.argv[1], sys.stdin.buffer, answers)
+    serve(os.environ[SETTINGS_ENV], sys.stdin.buffer, answers)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def ap_client(ledger: Ledger, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+def test_the_child_gets_its_settings_outside_its_command_line(ap_client: TestClient, ledger: Ledger) -> None:
+    """A database URL may carry a password: every local user can read a command line, only this user the
+    environment."""
+    pid = ap_client.app.state.appender.pid  # type: ignore[attr-defined]
+    command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"ledger.append_process" in command_line
+    assert ledger.db.url.encode() not in command_line and b"db_url" not in command_line
+    environment = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"PARTSLEDGER_APPEND_SETTINGS=" in environment and ledger.db.url.encode() in environment
+
+
 def test_receipts_come_from_the_child_and_verify(ap_client: TestClient, world: World, shop: Actor) -> None:
     before = world.ledger.size()
     signed = key_add(world, shop)
@@ -84,6 +95,15 @@ def test_every_bad_entry_gets_the_same_problem_and_appends_nothing(ap_client: Te
         assert log_state(world.ledger) == before, case.id
 
 
+async def _stopped(pid: int) -> None:
+    """Wait until ``pid`` has really stopped (a process woken by SIGSTOP may still finish a read first)."""
+    for _ in range(200):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"process {pid} did not stop")
+
+
 def test_a_rejected_entry_does_not_sink_its_group(ledger: Ledger, tmp_path: Path, world: World,
                                                   shop: Actor) -> None:
     """Entries that reach the child together form one group: the bad one gets its problem, and the others,
@@ -99,11 +119,18 @@ def test_a_rejected_entry_does_not_sink_its_group(ledger: Ledger, tmp_path: Path
         async with app.router.lifespan_context(app):
             transport = httpx2.ASGITransport(app=app)
             async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                pid = app.state.appender.pid
+                appender: AppendProcess = app.state.appender
+                pid = appender.pid
+                assert pid is not None
                 os.kill(pid, signal.SIGSTOP)  # everything queues in the pipe, to be read at once
                 try:
+                    await _stopped(pid)
                     posts = [asyncio.ensure_future(client.post("/v1/entries", json=b)) for b in bodies]
-                    await asyncio.sleep(0.5)
+                    for _ in range(200):  # until every entry has been sent to the child
+                        await asyncio.sleep(0.05)
+                        if appender.pending == len(bodies):
+                            break
+                    assert appender.pending == len(bodies)
                 finally:
                     os.kill(pid, signal.SIGCONT)
                 return list(await asyncio.gather(*posts))
@@ -137,6 +164,7 @@ def test_a_child_that_dies_fails_what_it_held_with_503_and_is_replaced(ledger: L
             transport = httpx2.ASGITransport(app=app)
             async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 os.kill(first_pid, signal.SIGSTOP)  # the entry reaches a child that will never answer
+                await _stopped(first_pid)
                 pending = asyncio.ensure_future(client.post("/v1/entries", json=held.to_json()))
                 await asyncio.sleep(0.5)
                 assert not pending.done()
