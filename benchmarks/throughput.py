@@ -19,10 +19,15 @@ from ledger.entries import SignedEntry
 from ledger.keys import signed_message
 
 
+def _messages(entries: list[SignedEntry]) -> list[tuple[bytes, bytes]]:
+    """The exact ``(message, signature)`` pairs the ledger verifies for ``entries``."""
+    return [(signed_message("entry", e.entry.canonical), e.signature) for e in entries]
+
+
 def raw_verify(entries: list[SignedEntry], public_key: bytes, rounds: int = 3) -> dict[str, Any]:
     """PyNaCl ``VerifyKey.verify`` over the exact messages the ledger verifies, single core."""
     key = nacl.signing.VerifyKey(public_key)
-    messages = [(signed_message("entry", e.entry.canonical), e.signature) for e in entries]
+    messages = _messages(entries)
     rates = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -52,25 +57,20 @@ def batch_append(log: BenchLog, entries: list[SignedEntry], batch_size: int, max
                  verify_set: list[SignedEntry] | None = None) -> dict[str, Any]:
     """``Ledger.append_batch`` of ``batch_size`` pre-signed entries per transaction (one checkpoint each).
 
-    With ``verify_set``, each batch is paired with a raw verify of ``batch_size`` of its signatures timed
-    just before it: on a shared machine whose speed drifts from minute to minute, each pair's ratio
-    compares the two under the same conditions (``paired_ratios``; their median is
-    ``paired_ratio_median``).
+    With ``verify_set``, each batch is paired with a raw verify of ``batch_size`` signatures of
+    ``verify_set`` (the bench signer's entries) timed just before it: on a shared machine whose speed
+    drifts from minute to minute, each pair's ratio compares the two under the same conditions
+    (``paired_ratios``; their median is ``paired_ratio_median``).
     """
     done = 0
     per_batch = []
     pairs: list[float] = []
-    keys: dict[bytes, nacl.signing.VerifyKey] = {}
-    messages = []
-    if verify_set:
-        public = log.signer.public_key
-        keys[public] = nacl.signing.VerifyKey(public)
-        messages = [(signed_message("entry", e.entry.canonical), e.signature) for e in verify_set]
+    key = nacl.signing.VerifyKey(log.signer.public_key)
+    messages = _messages(verify_set or [])
     started = time.perf_counter()
     for number, start in enumerate(range(0, len(entries) - batch_size + 1, batch_size)):
         raw_rate = None
         if messages:
-            key = keys[log.signer.public_key]
             chunk = [messages[(number * batch_size + i) % len(messages)] for i in range(batch_size)]
             t0 = time.perf_counter()
             for message, signature in chunk:

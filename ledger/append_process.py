@@ -45,16 +45,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger import errors
+from ledger.canonical import response_json
 from ledger.entries import Entry, SignedEntry
 from ledger.errors import LedgerError
+from ledger.group_commit import DEFAULT_MAX_GROUP, commit_group
 
 _LEN = struct.Struct("<I")
 _REQUEST = struct.Struct("<QI")
 _ANSWER = struct.Struct("<QB")
 SIG_SIZE = 64
 NEW, DUPLICATE, REJECTED, FAILED, READY = 0, 1, 2, 3, 4
-#: Entries appended in one transaction at most (as :class:`~ledger.group_commit.GroupCommitter`).
-MAX_GROUP = 256
 _PIPE_SIZE = 1 << 20
 #: The environment variable that hands the child its ledger settings (JSON).
 SETTINGS_ENV = "PARTSLEDGER_APPEND_SETTINGS"
@@ -71,14 +71,9 @@ class AppendUnavailable(RuntimeError):
     """The append process ended or failed: the entry's fate is unknown only if it was already sent."""
 
 
-def _json(value: Any) -> bytes:
-    # Byte for byte what Starlette's JSONResponse renders, so the serving process can send it as it is.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-
-
 def encode_error(exc: LedgerError) -> bytes:
     name = next(c.__name__ for c in type(exc).__mro__ if c.__name__ in _ERROR_CLASSES)
-    return _json({"class": name, "code": exc.code, "message": exc.message, "field": exc.field,
+    return response_json({"class": name, "code": exc.code, "message": exc.message, "field": exc.field,
                   "details": exc.details})
 
 
@@ -121,30 +116,20 @@ def _answer(tag: int, kind: int, payload: bytes) -> bytes:
     return _LEN.pack(_ANSWER.size + len(payload)) + _ANSWER.pack(tag, kind) + payload
 
 
-def commit_group(ledger: Any, group: Sequence[tuple[int, SignedEntry]]) -> list[bytes]:
-    """Append ``group`` as :class:`~ledger.group_commit.GroupCommitter` would; one answer frame per entry."""
-    from ledger.log import BatchRejected
+def answer_group(ledger: Any, group: Sequence[tuple[int, SignedEntry]]) -> list[bytes]:
+    """Append ``group`` with group commit's rules (:func:`~ledger.group_commit.commit_group`); one answer frame
+    per entry."""
+    from ledger.log import rejected_entry
 
-    answers: list[bytes] = []
-    remaining = list(group)
-    while remaining:
-        try:
-            receipts = ledger.append_batch([signed for _tag, signed in remaining])
-        except BatchRejected as exc:
-            if not 0 <= exc.index < len(remaining):
-                raise
-            tag, _signed = remaining.pop(exc.index)
-            answers.append(_answer(tag, REJECTED, encode_error(exc.error)))
-            continue
-        except LedgerError as exc:  # not about one entry: every entry of the group gets it
-            answers.extend(_answer(tag, REJECTED, encode_error(exc)) for tag, _ in remaining)
-            break
-        except Exception as exc:  # the whole group failed (the database is down, say): say so, go on
-            answers.extend(_answer(tag, FAILED, f"{type(exc).__name__}: {exc}".encode()) for tag, _ in remaining)
-            break
-        for (tag, _signed), receipt in zip(remaining, receipts, strict=True):
-            answers.append(_answer(tag, DUPLICATE if receipt.duplicate else NEW, _json(receipt.to_json())))
-        break
+    outcomes = commit_group(ledger.append_batch, rejected_entry, [signed for _tag, signed in group])
+    answers = []
+    for (tag, _signed), outcome in zip(group, outcomes, strict=True):
+        if isinstance(outcome, LedgerError):
+            answers.append(_answer(tag, REJECTED, encode_error(outcome)))
+        elif isinstance(outcome, Exception):  # the whole group failed (the database is down, say): say so
+            answers.append(_answer(tag, FAILED, f"{type(outcome).__name__}: {outcome}".encode()))
+        else:
+            answers.append(_answer(tag, DUPLICATE if outcome.duplicate else NEW, response_json(outcome.to_json())))
     return answers
 
 
@@ -170,9 +155,9 @@ def serve(settings_json: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 return
             buffer += chunk
             frames = _frames(buffer)
-            for start in range(0, len(frames), MAX_GROUP):
-                group = [_parse_request(frame) for frame in frames[start:start + MAX_GROUP]]
-                stdout.write(b"".join(commit_group(ledger, group)))
+            for start in range(0, len(frames), DEFAULT_MAX_GROUP):
+                group = [_parse_request(frame) for frame in frames[start:start + DEFAULT_MAX_GROUP]]
+                stdout.write(b"".join(answer_group(ledger, group)))
                 stdout.flush()
     finally:
         ledger.db.dispose()
@@ -325,5 +310,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["MAX_GROUP", "AppendProcess", "AppendUnavailable", "commit_group", "decode_error", "encode_error",
-           "serve"]
+__all__ = ["AppendProcess", "AppendUnavailable", "answer_group", "decode_error", "encode_error", "serve"]

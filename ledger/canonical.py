@@ -44,6 +44,13 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 _encode = _ENCODER.encode
 
 
+def response_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, byte for byte what Starlette's ``JSONResponse`` renders: for answers built in the
+    ledger (a cached verdict, a receipt from the append process) that the API sends as they are. Not
+    canonical: keys keep their order."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
 def _check_str(text: str, path: str) -> None:
     try:
         text.encode("utf-8")
@@ -238,4 +245,5 @@ def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
     return value
 
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "canonical_bytes_reference", "parse_canonical", "parse_json"]
+__all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "canonical_bytes_reference", "parse_canonical", "parse_json",
+           "response_json"]

@@ -48,6 +48,38 @@ class Rejected(Exception):
         self.error = error
 
 
+#: Entries appended in one transaction at most, by default.
+DEFAULT_MAX_GROUP = 256
+
+
+def commit_group(batch: Callable[[Sequence[Item]], list[Result]],
+                 translate: Callable[[BaseException], Rejected | None],
+                 items: Sequence[Item]) -> list[Result | Exception]:
+    """Commit ``items`` with ``batch`` under group commit's rules; one outcome per item, in order.
+
+    A batch is all or nothing: when ``translate`` names one rejected item, that item's outcome is its
+    error and the rest are retried without it. An exception that names no item fails every item still
+    waiting (its outcome is that exception); one that is not an :class:`Exception` propagates.
+    """
+    outcomes: list[Result | Exception | None] = [None] * len(items)
+    remaining = list(range(len(items)))
+    while remaining:
+        try:
+            results = batch([items[i] for i in remaining])
+        except Exception as exc:
+            rejected = translate(exc)
+            if rejected is not None and 0 <= rejected.index < len(remaining):
+                outcomes[remaining.pop(rejected.index)] = rejected.error
+                continue
+            for i in remaining:
+                outcomes[i] = exc
+            break
+        for i, result in zip(remaining, results, strict=True):
+            outcomes[i] = result
+        break
+    return outcomes  # type: ignore[return-value]  # every slot is filled above
+
+
 class _Waiter(Generic[Item, Result]):
     __slots__ = ("error", "event", "item", "resolved", "result")
 
@@ -93,7 +125,7 @@ class GroupCommitter(Generic[Item, Result]):
     """Combines concurrent ``submit`` calls into calls of ``batch`` (which must be all-or-nothing)."""
 
     def __init__(self, batch: Callable[[Sequence[Item]], list[Result]],
-                 translate: Callable[[BaseException], Rejected | None], *, max_group: int = 256,
+                 translate: Callable[[BaseException], Rejected | None], *, max_group: int = DEFAULT_MAX_GROUP,
                  idle_seconds: float = 5.0) -> None:
         """``translate`` maps an exception raised by ``batch`` to :class:`Rejected` when it names
         one rejected item (the rest may be retried), or ``None`` when the whole group failed.
@@ -188,27 +220,20 @@ class GroupCommitter(Generic[Item, Result]):
                     self._leading = False
 
     def _commit(self, group: Sequence[_Waiter[Item, Result] | _FutureWaiter[Item, Result]]) -> None:
-        remaining: list[_Waiter[Item, Result] | _FutureWaiter[Item, Result]] = list(group)
         try:
-            while remaining:
-                try:
-                    results = self._batch([w.item for w in remaining])
-                except Exception as exc:
-                    rejected = self._translate(exc)
-                    if rejected is None or not 0 <= rejected.index < len(remaining):
-                        raise
-                    remaining.pop(rejected.index).fail(rejected.error)
-                    continue
-                self.groups += 1
-                for waiter, result in zip(remaining, results, strict=True):
-                    waiter.succeed(result)
-                return
-        except BaseException as exc:  # the whole group failed: every caller sees why
-            for waiter in remaining:
+            outcomes = commit_group(self._batch, self._translate, [w.item for w in group])
+        except BaseException as exc:  # not an Exception (an interrupt): every caller sees it too
+            for waiter in group:
                 if not waiter.resolved:
                     waiter.fail(exc)
-            if not isinstance(exc, Exception):
-                raise
+            raise
+        if any(not isinstance(outcome, Exception) for outcome in outcomes):
+            self.groups += 1
+        for waiter, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                waiter.fail(outcome)
+            else:
+                waiter.succeed(outcome)
 
 
-__all__ = ["GroupCommitter", "Rejected"]
+__all__ = ["DEFAULT_MAX_GROUP", "GroupCommitter", "Rejected", "commit_group"]

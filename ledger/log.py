@@ -272,7 +272,8 @@ class _Verify:
             raise BatchRejected(failed, bad_signature())
 
 
-def _rejected_entry(exc: BaseException) -> Rejected | None:
+def rejected_entry(exc: BaseException) -> Rejected | None:
+    """Group commit's view of a batch failure: the entry a :class:`BatchRejected` names, else ``None``."""
     return Rejected(exc.index, exc.error) if isinstance(exc, BatchRejected) else None
 
 
@@ -289,7 +290,7 @@ class Ledger:
         self._signer = Signer(origin, log_key.signing_key)
         self.clock = clock
         self.clock_policy = clock_policy or ClockPolicy()
-        self._appends: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(self.append_batch, _rejected_entry)
+        self._appends: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(self.append_batch, rejected_entry)
         self._nodes = CommittedNodes()
 
     # keys -------------------------------------------------------------------
@@ -584,4 +585,4 @@ class Ledger:
         return 0 if size is None else int(size)
 
 
-__all__ = ["BatchRejected", "ClockPolicy", "Ledger", "Receipt", "StoredCheckpoint"]
+__all__ = ["BatchRejected", "ClockPolicy", "Ledger", "Receipt", "StoredCheckpoint", "rejected_entry"]

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import BindParameter, Table, bindparam, select
 
 from ledger import directory, merkle
+from ledger.canonical import response_json
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
 from ledger.domain import authz
 from ledger.domain.common import subject
@@ -304,13 +305,11 @@ def _signature(ledger: Ledger, link: PartLink, view: PartView | None) -> tuple[S
     return "invalid", None
 
 
-def _proof(reader: proof_reads.RawReader, seq: int, nodes: proof_reads.NodeCache | None,
-           once: Once = _every_time, raw: bytes | None = None) -> dict[str, Any] | None:
-    """Inclusion of record ``seq`` (its bytes ``raw``, if already read) in the latest checkpoint, read in the
-    same transaction as the facts."""
+def _proof(reader: proof_reads.RawReader, seq: int, raw: bytes | None, nodes: proof_reads.NodeCache | None,
+           once: Once = _every_time) -> dict[str, Any] | None:
+    """Inclusion of record ``seq`` (its bytes ``raw``, read with the part's facts) in the latest checkpoint,
+    read in the same transaction as the facts."""
     checkpoint = once(("checkpoint",), lambda: proof_reads.latest_checkpoint(reader))
-    if raw is None:
-        raw = proof_reads.record_bytes(reader, seq)
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
     size, _root, note = checkpoint
@@ -332,11 +331,6 @@ def _warranty(claims: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": status, "claims": claims}
 
 
-def _json(value: Any) -> bytes:
-    """Compact UTF-8 JSON, byte for byte what Starlette's ``JSONResponse`` renders."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-
-
 @dataclass(frozen=True)
 class CachedVerdict:
     """The log-determined part of a verdict, kept only as its JSON without the closing brace.
@@ -351,7 +345,7 @@ class CachedVerdict:
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> CachedVerdict:
-        return cls(_json(document)[:-1])
+        return cls(response_json(document)[:-1])
 
     @property
     def document(self) -> dict[str, Any]:
@@ -360,8 +354,8 @@ class CachedVerdict:
 
     def to_json(self, *, authorization: dict[str, Any] | None, now: str) -> bytes:
         """The full verdict's JSON: equal to rendering :meth:`complete` (same keys, same order)."""
-        rendered = b"null" if authorization is None else _json(authorization)
-        return b"".join((self.json_head, b',"authorization":', rendered, b',"checked_at":', _json(now), b"}"))
+        rendered = b"null" if authorization is None else response_json(authorization)
+        return b"".join((self.json_head, b',"authorization":', rendered, b',"checked_at":', response_json(now), b"}"))
 
     def complete(self, *, authorization: dict[str, Any] | None, now: str) -> dict[str, Any]:
         return {**self.document, "authorization": authorization, "checked_at": now}
@@ -418,7 +412,7 @@ def _facts_document(ledger: Ledger, reader: proof_reads.RawReader, link: PartLin
                     nodes: proof_reads.NodeCache | None, once: Once = _every_time) -> dict[str, Any]:
     view = _part_view(reader, link.gtin, link.serial, once)
     maker = _org_summary(reader, view.facts.commissioned_by, once) if view else None
-    proof = _proof(reader, view.latest_seq, nodes, once, view.latest_record) if view else None
+    proof = _proof(reader, view.latest_seq, view.latest_record, nodes, once) if view else None
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None

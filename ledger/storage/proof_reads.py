@@ -1,4 +1,4 @@
-"""Log reads inside a caller's session: the log's size, the latest checkpoint, a record's bytes, Merkle nodes.
+"""Log reads inside a caller's session: the log's size, the latest checkpoint, Merkle nodes.
 
 :class:`~ledger.log.Ledger` opens one transaction per call; the scan path
 needs a checkpoint, the part's latest record and its inclusion proof
@@ -40,7 +40,7 @@ from sqlmodel import Session
 from ledger import merkle
 from ledger.errors import IntegrityError
 from ledger.storage.db import Database
-from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
+from ledger.storage.log_tables import CHECKPOINTS, NODES
 
 #: The log's size as seen by one snapshot: (records, newest checkpoint size). Both are primary-key
 #: maxima (one index probe each); every append adds records and a checkpoint in one transaction, so
@@ -51,7 +51,6 @@ LogSize = tuple[int, int]
 
 _LATEST = (select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
            .order_by(CHECKPOINTS.c.size.desc()).limit(1))
-_RECORD = select(RECORDS.c.record).where(RECORDS.c.seq == bindparam("seq"))
 
 _Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
 _COMPILED: dict[tuple[str, int], _Compiled] = {}
@@ -135,11 +134,6 @@ def latest_checkpoint(reader: RawReader) -> tuple[int, bytes, str] | None:
     """``(size, root, signed note)`` of the newest checkpoint, or ``None`` for an empty log."""
     row = reader.first(_LATEST)
     return None if row is None else (int(row["size"]), bytes(row["root"]), str(row["note"]))
-
-
-def record_bytes(reader: RawReader, seq: int) -> bytes | None:
-    row = reader.first(_RECORD, {"seq": seq})
-    return None if row is None else bytes(row["record"])
 
 
 class NodeCache:
@@ -361,4 +355,4 @@ class SnapshotReads:
 
 
 __all__ = ["SIZE_SQL", "LogSize", "NodeCache", "RawReader", "SnapshotReads", "inclusion_proof", "json_value",
-           "latest_checkpoint", "log_size", "read_nodes", "record_bytes"]
+           "latest_checkpoint", "log_size", "read_nodes"]

@@ -21,7 +21,7 @@ from ledger.entries import SignedEntry
 from ledger.errors import InvalidInput, LedgerError, SignatureError
 from ledger.group_commit import GroupCommitter, Rejected
 from ledger.keys import KeyPair, b64encode
-from ledger.log import Ledger, Receipt, _rejected_entry
+from ledger.log import Ledger, Receipt, rejected_entry
 from ledger.merkle import verify_inclusion
 from ledger.note import parse_verifier_key
 from ledger.verify import verify_database
@@ -87,7 +87,7 @@ def test_callers_queued_behind_a_commit_share_the_next_one(world: World) -> None
     before = ledger.size()
     entries = [key_add(world, shop) for _ in range(8)]
     gate = Gate(ledger.append_batch, others=7)
-    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(gate, _rejected_entry)
+    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(gate, rejected_entry)
     futures = run_gated(gate, committer, entries[0], entries[1:])
     assert [len(call) for call in gate.calls] == [1, 7]
     assert committer.groups == 2
@@ -110,7 +110,7 @@ def test_a_rejected_entry_fails_alone_and_the_rest_of_its_group_commits(world: W
     stranger = key_add(world, Actor("shop-one", KeyPair.generate()))
     queued = [good[1], forged, good[2], stranger, good[3]]
     gate = Gate(ledger.append_batch, others=len(queued))
-    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(gate, _rejected_entry)
+    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(gate, rejected_entry)
     before = ledger.size()
     futures = run_gated(gate, committer, good[0], queued)
     errors = {i: f.exception() for i, f in enumerate(futures)}
@@ -215,7 +215,7 @@ def test_futures_are_committed_in_groups_by_the_committer_thread_with_the_same_r
             assert release.wait(WAIT)
         return ledger.append_batch(items)
 
-    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(held, _rejected_entry, idle_seconds=0.05)
+    committer: GroupCommitter[SignedEntry, Receipt] = GroupCommitter(held, rejected_entry, idle_seconds=0.05)
     before = ledger.size()
     first = committer.submit_future(key_add(world, shop))
     _until(lambda: calls == [1])  # the committer is inside the first group
