@@ -193,22 +193,6 @@ def root_hash(size: int, get: NodeGetter) -> bytes:
 # --------------------------------------------------------------------------- proofs
 
 
-def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Leaf ranges of the RFC 9162 §2.1.3.1 PATH for ``index`` in a tree of ``size``, leaf first."""
-    lo, hi = 0, size
-    path: list[tuple[int, int]] = []
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            path.append((lo + k, hi))
-            hi = lo + k
-        else:
-            path.append((lo, lo + k))
-            lo += k
-    path.reverse()
-    return path
-
-
 def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
     """Leaf ranges of the RFC 9162 §2.1.4.1 PROOF(m, D[n]) for ``0 < m < n``, in proof order."""
     lo, hi = 0, new_size
@@ -229,13 +213,60 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
     return out
 
 
-def inclusion_proof(index: int, size: int, get: NodeGetter) -> list[bytes]:
-    """The RFC 9162 §2.1.3 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
+    """For each hash of the RFC 9162 inclusion proof of leaf ``index`` in a tree of ``size``, leaf's sibling
+    first, the stored nodes (complete subtrees) whose right fold it is.
+
+    Walks up the levels: at level ``l`` the sibling of the leaf's ancestor
+    covers ``[s·2^l, (s+1)·2^l)`` clipped to the tree; a sibling that starts
+    past the tree's end does not exist (RFC 6962 promotes the node), one that
+    ends past it is the tree's right edge, hashed from the complete subtrees
+    of what it covers. Equal to the ranges of the RFC's recursive definition.
+    """
     _check_count(index, "index")
     _check_count(size, "size")
     if index >= size:
         raise InvalidInput(f"leaf index {index} is not in a tree of size {size}", code="invalid_field", field="index")
-    return _ranges_hashes(_inclusion_ranges(index, size), get)
+    plan: list[list[NodeKey]] = []
+    level = 0
+    last = size - 1
+    while last >> level:
+        sibling = (index >> level) ^ 1
+        start = sibling << level
+        if start < size:
+            end = start + (1 << level)
+            plan.append([(level, sibling)] if end <= size else _range_keys(start, size))
+        level += 1
+    return plan
+
+
+def inclusion_keys(index: int, size: int) -> list[NodeKey]:
+    """The stored nodes :func:`inclusion_proof` of leaf ``index`` in a tree of ``size`` reads."""
+    return list(dict.fromkeys(key for keys in inclusion_plan(index, size) for key in keys))
+
+
+def proof_from_plan(plan: Sequence[Sequence[NodeKey]], nodes: Mapping[NodeKey, bytes]) -> list[bytes]:
+    """The proof hashes of an :func:`inclusion_plan` from its stored nodes (each must be a 32-byte hash)."""
+    out: list[bytes] = []
+    for keys in plan:
+        hashes = []
+        for key in keys:
+            value = nodes.get(key)
+            if value is None:
+                raise IntegrityError(f"Merkle node (level={key[0]}, index={key[1]}) is missing from the store")
+            if len(value) != HASH_SIZE:
+                raise IntegrityError(
+                    f"Merkle node (level={key[0]}, index={key[1]}) is {len(value)} bytes, expected {HASH_SIZE}")
+            hashes.append(value)
+        out.append(hashes[0] if len(hashes) == 1 else _fold(hashes))
+    return out
+
+
+def inclusion_proof(index: int, size: int, get: NodeGetter) -> list[bytes]:
+    """The RFC 9162 §2.1.3 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+    plan = inclusion_plan(index, size)
+    wanted = list(dict.fromkeys(key for keys in plan for key in keys))
+    return proof_from_plan(plan, get(wanted) if wanted else {})
 
 
 def consistency_proof(old_size: int, new_size: int, get: NodeGetter) -> list[bytes]:
@@ -473,10 +504,13 @@ __all__ = [
     "decode_hash",
     "decode_proof",
     "encode_proof",
+    "inclusion_keys",
+    "inclusion_plan",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "nodes_for_append",
+    "proof_from_plan",
     "range_keys",
     "root_from_leaf_hashes",
     "root_hash",

@@ -107,20 +107,29 @@ class SizeMemo:
 
     def bind(self, size: proof_reads.LogSize) -> Once:
         def once(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-            full = (*key, size)
-            with self._lock:
-                if full in self._items:
-                    self._items.move_to_end(full)
-                    found: T = self._items[full]
-                    return found
+            known, found = self.peek(key, size)
+            if known:
+                return found  # type: ignore[no-any-return]
             value = compute()
-            with self._lock:
-                self._items[full] = value
-                while len(self._items) > self.maxsize:
-                    self._items.popitem(last=False)
+            self.store(key, size, value)
             return value
 
         return once
+
+    def peek(self, key: tuple[Any, ...], size: proof_reads.LogSize) -> tuple[bool, Any]:
+        """``(True, value)`` if ``key`` is known at ``size``, else ``(False, None)``."""
+        full = (*key, size)
+        with self._lock:
+            if full in self._items:
+                self._items.move_to_end(full)
+                return True, self._items[full]
+        return False, None
+
+    def store(self, key: tuple[Any, ...], size: proof_reads.LogSize, value: Any) -> None:
+        with self._lock:
+            self._items[(*key, size)] = value
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
 
 
 def _table(model: type) -> Table:
@@ -175,12 +184,16 @@ def _open_recalls(reader: proof_reads.RawReader, gtin: str, serial: str) -> list
     rows = reader.rows(_Q_OPEN_RECALLS, {"gtin": gtin})
     if not rows:
         return []
-    part_row = reader.first(_Q_PART_ALL, {"gtin": gtin, "serial": serial})
-    if part_row is None:
+    return _covering(rows, reader.first(_Q_PART_ALL, {"gtin": gtin, "serial": serial}))
+
+
+def _covering(recall_rows: list[dict[str, Any]], part_row: dict[str, Any] | None) -> list[Recall]:
+    """The recalls among ``recall_rows`` (raw open-recall rows for the part's GTIN) that cover the part."""
+    if not recall_rows or part_row is None:
         return []
     part = Part(**{**part_row, "attributes": proof_reads.json_value(part_row["attributes"])})
     recalls = [Recall(**{**row, "lots": proof_reads.json_value(row["lots"]),
-                         "serial_ranges": proof_reads.json_value(row["serial_ranges"])}) for row in rows]
+                         "serial_ranges": proof_reads.json_value(row["serial_ranges"])}) for row in recall_rows]
     return [r for r in recalls if covers(r, part)]
 
 
@@ -204,14 +217,22 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once
     part = reader.first(_Q_PART_PRESENT, {**ids, "subject": about})
     if part is None:
         return None
-    present = part
     events = reader.rows(_Q_EVENTS, ids)
-    flags = reader.rows(_Q_OPEN_FLAGS, {"subject": about}) if present.get("flags") is not None else []
-    recalls = _open_recalls(reader, gtin, serial) if present.get("recalls") is not None else []
-    claims = reader.rows(_Q_CLAIMS, ids) if present.get("claims") is not None else []
-    installs = reader.rows(_Q_OPEN_INSTALLS, ids) if present.get("installs") is not None else []
+    flags = reader.rows(_Q_OPEN_FLAGS, {"subject": about}) if part["flags"] is not None else []
+    recalls = _open_recalls(reader, gtin, serial) if part["recalls"] is not None else []
+    claims = reader.rows(_Q_CLAIMS, ids) if part["claims"] is not None else []
+    installs = reader.rows(_Q_OPEN_INSTALLS, ids) if part["installs"] is not None else []
     org = part["commissioned_by"]
     keys = once(("keys", org), lambda: reader.rows(_Q_KEYS, {"org": org}))
+    return _view(gtin, serial, part, events=events, flags=flags, recalls=recalls, claims=claims, installs=installs,
+                 keys=keys)
+
+
+def _view(gtin: str, serial: str, part: dict[str, Any], *, events: list[dict[str, Any]],
+          flags: list[dict[str, Any]], recalls: list[Recall], claims: list[dict[str, Any]],
+          installs: list[dict[str, Any]], keys: list[dict[str, Any]]) -> PartView:
+    """The :class:`PartView` of the rows read for a part (the row of ``_Q_PART_PRESENT`` and the lists it
+    says exist)."""
     commission_key = next((k for k in keys if k["kid"] == part["commissioned_kid"]), None)
     commissioned_at = events[0]["logged"] if events else None
     compromised_at = commission_key["compromised_at"] if commission_key is not None else None
@@ -312,14 +333,22 @@ def _proof(reader: proof_reads.RawReader, seq: int, raw: bytes | None, nodes: pr
     checkpoint = once(("checkpoint",), lambda: proof_reads.latest_checkpoint(reader))
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return None
+    leaf, proof = proof_reads.inclusion_proof(reader, seq, checkpoint[0], nodes)
+    return _proof_json(seq, raw, checkpoint, leaf, proof)
+
+
+def _proof_json(seq: int, raw: bytes, checkpoint: tuple[int, bytes, str], leaf: bytes,
+                proof: list[bytes]) -> dict[str, Any]:
     size, _root, note = checkpoint
-    leaf, proof = proof_reads.inclusion_proof(reader, seq, size, nodes)
     return {"seq": seq, "tree_size": size, "leaf_hash": b64encode(leaf), "record": b64encode(raw),
             "inclusion_proof": merkle.encode_proof(proof), "checkpoint": note}
 
 
 def _org_summary(reader: proof_reads.RawReader, org_id: str, once: Once = _every_time) -> dict[str, Any] | None:
-    org = once(("org", org_id), lambda: reader.first(_Q_ORG, {"org": org_id}))
+    return _org_json(once(("org", org_id), lambda: reader.first(_Q_ORG, {"org": org_id})))
+
+
+def _org_json(org: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if org is None else {k: org[k] for k in ("org_id", "name", "kind", "country")}
 
 
@@ -413,6 +442,12 @@ def _facts_document(ledger: Ledger, reader: proof_reads.RawReader, link: PartLin
     view = _part_view(reader, link.gtin, link.serial, once)
     maker = _org_summary(reader, view.facts.commissioned_by, once) if view else None
     proof = _proof(reader, view.latest_seq, view.latest_record, nodes, once) if view else None
+    return _document(ledger, link, resolver_base, view, maker, proof)
+
+
+def _document(ledger: Ledger, link: PartLink, resolver_base: str, view: PartView | None,
+              maker: dict[str, Any] | None, proof: dict[str, Any] | None) -> dict[str, Any]:
+    """The log-determined verdict document of a scanned label, from the part's view, its maker and the proof."""
     sig, signed_by = _signature(ledger, link, view)
     judgement = judge(view.facts if view else None, sig=sig, label_lot=link.lot, online=True)
     facts = view.facts if view else None
@@ -465,6 +500,82 @@ def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: Ver
     return value
 
 
+async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache,
+                           reads: proof_reads.SnapshotReads) -> CachedVerdict | None:
+    """:func:`scan_facts` on PostgreSQL without leaving the event loop: the same reads in one snapshot, sent
+    in two rounds of one network round trip each (:class:`~ledger.storage.proof_reads.AsyncSnapshot`).
+
+    The first round reads the log's size, the part's row (with its existence
+    probes and latest record) and its history; the second, whatever those say
+    is needed and the caches lack: the part's flags, recalls, claims and open
+    installation, its maker and keys, the newest checkpoint (whose size the
+    first round read) and the proof's nodes. ``None`` for a label of a part
+    never commissioned: its signature is checked against every org's keys,
+    which :func:`scan_facts` does.
+    """
+    ids = {"gtin": link.gtin, "serial": link.serial}
+    about = subject(link.gtin, link.serial)
+    async with reads.async_snapshot() as snapshot:
+        size_rows, part_rows, events = await snapshot.round(
+            [(proof_reads.SIZE_SQL, None), (_Q_PART_PRESENT, {**ids, "subject": about}), (_Q_EVENTS, ids)])
+        size = proof_reads.size_of(tuple(size_rows[0].values()) if size_rows else None)
+        key = VerdictCache.key(link, resolver_base, size)
+        cached = cache.get(key)
+        if cached is not None or not part_rows:
+            await snapshot.round([], last=True)
+            return cached
+        part = part_rows[0]
+        org = part["commissioned_by"]
+        requests: dict[str, proof_reads.Request] = {}
+        if part["flags"] is not None:
+            requests["flags"] = (_Q_OPEN_FLAGS, {"subject": about})
+        if part["recalls"] is not None:
+            requests["recalls"] = (_Q_OPEN_RECALLS, {"gtin": link.gtin})
+            requests["part_all"] = (_Q_PART_ALL, ids)
+        if part["claims"] is not None:
+            requests["claims"] = (_Q_CLAIMS, ids)
+        if part["installs"] is not None:
+            requests["installs"] = (_Q_OPEN_INSTALLS, ids)
+        shared = cache.shared
+        memo = {name: shared.peek(memo_key, size)
+                for name, memo_key in (("keys", ("keys", org)), ("org", ("org", org)), ("checkpoint", ("checkpoint",)))}
+        for name, request in (("keys", (_Q_KEYS, {"org": org})), ("org", (_Q_ORG, {"org": org})),
+                              ("checkpoint", (proof_reads.LATEST_CHECKPOINT, None))):
+            if not memo[name][0]:
+                requests[name] = request
+        seq, tree_size, raw = part["last_seq"], size[1], part["latest_record"]
+        proving = raw is not None and seq < tree_size  # the newest checkpoint's size is the size's second half
+        nodes: dict[merkle.NodeKey, bytes] = {}
+        plan: list[list[merkle.NodeKey]] = []
+        if proving:
+            plan = merkle.inclusion_plan(seq, tree_size)
+            nodes, node_query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
+            if node_query is not None:
+                requests["nodes"] = node_query
+        read = dict(zip(requests, await snapshot.round(list(requests.values()), last=True), strict=True))
+    keys = memo["keys"][1] if "keys" not in read else read["keys"]
+    org_row = memo["org"][1] if "org" not in read else (read["org"][0] if read["org"] else None)
+    checkpoint = memo["checkpoint"][1] if "checkpoint" not in read else proof_reads.checkpoint_of(
+        read["checkpoint"][0] if read["checkpoint"] else None)
+    for name, value in (("keys", keys), ("org", org_row)):
+        if name in read:
+            shared.store((name, org), size, value)
+    if "checkpoint" in read:
+        shared.store(("checkpoint",), size, checkpoint)
+    recalls = _covering(read["recalls"], read["part_all"][0] if read["part_all"] else None) if "recalls" in read else []
+    view = _view(link.gtin, link.serial, part, events=events, flags=read.get("flags", []), recalls=recalls,
+                 claims=read.get("claims", []), installs=read.get("installs", []), keys=keys)
+    proof = None
+    if proving and checkpoint is not None:
+        if "nodes" in read:
+            nodes = proof_reads.nodes_read(nodes, [tuple(row.values()) for row in read["nodes"]], cache.nodes)
+        leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
+        proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
+    value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(org_row), proof))
+    cache.put(key, value)
+    return value
+
+
 def scan_authorization(ledger: Ledger, link: PartLink, *, workshop: str | None, activity: str,
                        now: str) -> dict[str, Any] | None:
     """The caller's authorization part of a verdict (``None`` when the caller named no workshop)."""
@@ -496,5 +607,6 @@ __all__ = [
     "resolve_scan",
     "scan_authorization",
     "scan_facts",
+    "scan_facts_async",
     "workshop_authorization",
 ]

@@ -78,7 +78,9 @@ class Reason:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # As dataclasses.asdict would give (same keys, same order), at a fraction of its cost on the scan path.
+        return {"code": self.code, "severity": self.severity, "message": self.message,
+                "details": {k: list(v) if isinstance(v, list | tuple) else v for k, v in self.details.items()}}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,14 @@ from api.scan_schemas import ScanVerdict
 from ledger.digital_link import PartLink, check_gtin, check_lot, check_serial, decode_part_sig, parse_uri
 from ledger.entries import is_valid_org_id, utc_now
 from ledger.errors import InvalidInput
-from ledger.resolve import CachedVerdict, VerdictCache, resolve_scan, scan_authorization, scan_facts
+from ledger.resolve import (
+    CachedVerdict,
+    VerdictCache,
+    resolve_scan,
+    scan_authorization,
+    scan_facts,
+    scan_facts_async,
+)
 from ledger.storage.proof_reads import SnapshotReads
 
 router = APIRouter(tags=["scan"])
@@ -100,7 +107,9 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     few hundred of them) run on the event loop: the process is bound by one
     interpreter lock anyway, and a thread hop per scan costs more than it
     frees. On PostgreSQL the size read is one query on an asyncio connection
-    (no thread) and a verdict to compute runs in the thread pool.
+    (no thread), and a verdict to compute is two round trips on another
+    (:func:`~ledger.resolve.scan_facts_async`). Whatever those paths cannot
+    answer (an unknown part, a database error) is computed in the thread pool.
     """
     ledger = get_ledger(request)
     cache = _verdict_cache(request)
@@ -112,6 +121,8 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
         facts = cache.get(VerdictCache.key(link, base, size))
         if facts is None and reads.local:
             facts = scan_facts(ledger, link, resolver_base=base, cache=cache, reads=reads)
+        elif facts is None and reads.postgres:
+            facts = await scan_facts_async(ledger, link, resolver_base=base, cache=cache, reads=reads)
     except (sqlite3.OperationalError, psycopg.Error):  # e.g. busy beyond a short timeout: take the full path
         facts = None
     if facts is None:

@@ -27,12 +27,14 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Dialect, make_url
 from sqlmodel import Session
@@ -45,11 +47,13 @@ from ledger.storage.log_tables import CHECKPOINTS, NODES
 #: The log's size as seen by one snapshot: (records, newest checkpoint size). Both are primary-key
 #: maxima (one index probe each); every append adds records and a checkpoint in one transaction, so
 #: any append changes it.
-SIZE_SQL = "SELECT (SELECT max(seq) FROM log_records), (SELECT max(size) FROM log_checkpoints)"
+SIZE_SQL = ("SELECT (SELECT max(seq) FROM log_records) AS last_seq,"
+            " (SELECT max(size) FROM log_checkpoints) AS checkpoint_size")
 
 LogSize = tuple[int, int]
 
-_LATEST = (select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+#: The newest checkpoint's size, root and signed note.
+LATEST_CHECKPOINT = (select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
            .order_by(CHECKPOINTS.c.size.desc()).limit(1))
 
 _Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
@@ -117,7 +121,7 @@ def json_value(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _size_of(row: Sequence[Any] | None) -> LogSize:
+def size_of(row: Sequence[Any] | None) -> LogSize:
     if row is None:
         return (0, 0)
     records = 0 if row[0] is None else int(row[0]) + 1
@@ -127,12 +131,16 @@ def _size_of(row: Sequence[Any] | None) -> LogSize:
 def log_size(reader: RawReader) -> LogSize:
     """``(records, newest checkpoint size)`` in the reader's snapshot."""
     found = reader.execute(SIZE_SQL)
-    return _size_of(found[0] if found else None)
+    return size_of(found[0] if found else None)
 
 
 def latest_checkpoint(reader: RawReader) -> tuple[int, bytes, str] | None:
     """``(size, root, signed note)`` of the newest checkpoint, or ``None`` for an empty log."""
-    row = reader.first(_LATEST)
+    return checkpoint_of(reader.first(LATEST_CHECKPOINT))
+
+
+def checkpoint_of(row: Mapping[str, Any] | None) -> tuple[int, bytes, str] | None:
+    """:func:`latest_checkpoint` of the row :data:`LATEST_CHECKPOINT` read."""
     return None if row is None else (int(row["size"]), bytes(row["root"]), str(row["note"]))
 
 
@@ -176,13 +184,14 @@ def _nodes_query(shape: tuple[int, ...]) -> Select[Any]:
     return select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
 
 
-def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
-               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
-    """The stored hashes of ``keys`` (absent keys are absent from the answer), in at most one query."""
+def nodes_request(keys: Sequence[merkle.NodeKey], cache: NodeCache | None = None
+                  ) -> tuple[dict[merkle.NodeKey, bytes], tuple[Select[Any], dict[str, int]] | None]:
+    """``(found, (statement, parameters))``: the hashes of ``keys`` the cache holds, and the one query that
+    reads the rest (``None`` when nothing is missing)."""
     wanted = list(dict.fromkeys(keys))
     found, missing = cache.lookup(wanted) if cache is not None else ({}, wanted)
     if not missing:
-        return found
+        return found, None
     by_level: dict[int, list[int]] = {}
     for level, idx in missing:
         by_level.setdefault(level, []).append(idx)
@@ -190,12 +199,26 @@ def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
     for j, (level, idxs) in enumerate(by_level.items()):
         params[f"l{j}"] = level
         params.update({f"i{j}_{k}": idx for k, idx in enumerate(idxs)})
-    fetched = {(int(level), int(idx)): bytes(value)
-               for level, idx, value in reader.tuples(_nodes_query(tuple(len(i) for i in by_level.values())), params)}
+    return found, (_nodes_query(tuple(len(i) for i in by_level.values())), params)
+
+
+def nodes_read(found: dict[merkle.NodeKey, bytes], rows: Sequence[Sequence[Any]],
+               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
+    """``found`` completed with the ``(level, idx, hash)`` rows of :func:`nodes_request`'s query."""
+    fetched = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
     if cache is not None and fetched:
         cache.add(fetched)
     found.update(fetched)
     return found
+
+
+def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
+               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
+    """The stored hashes of ``keys`` (absent keys are absent from the answer), in at most one query."""
+    found, query = nodes_request(keys, cache)
+    if query is None:
+        return found
+    return nodes_read(found, reader.tuples(*query), cache)
 
 
 def inclusion_proof(reader: RawReader, seq: int, size: int,
@@ -204,20 +227,95 @@ def inclusion_proof(reader: RawReader, seq: int, size: int,
 
     The leaf is read with the proof's nodes: one query for whatever the node cache lacks.
     """
-    leaf: list[bytes] = []
+    plan = merkle.inclusion_plan(seq, size)
+    return proof_from_nodes(seq, plan, read_nodes(reader, plan_nodes(seq, plan), cache))
 
-    def get(keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
-        nodes = read_nodes(reader, [*keys, (0, seq)], cache)
-        if (0, seq) in nodes and not leaf:
-            leaf.append(nodes[(0, seq)])
-        return nodes
 
-    proof = merkle.inclusion_proof(seq, size, get)
-    if not leaf:  # an empty proof (a one-leaf tree) reads no node
-        get([])
-    if not leaf or len(leaf[0]) != merkle.HASH_SIZE:
+def plan_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]]) -> list[merkle.NodeKey]:
+    """The stored nodes :func:`proof_from_nodes` needs for record ``seq``'s proof ``plan``: the plan's and the leaf."""
+    return [(0, seq), *(key for keys in plan for key in keys)]
+
+
+def proof_from_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]],
+                     nodes: Mapping[merkle.NodeKey, bytes]) -> tuple[bytes, list[bytes]]:
+    """``(leaf hash, proof)`` of record ``seq`` from the nodes :func:`plan_nodes` names."""
+    leaf = nodes.get((0, seq))
+    if leaf is None or len(leaf) != merkle.HASH_SIZE:
         raise IntegrityError(f"Merkle node (level=0, index={seq}) is missing from the store or malformed")
-    return leaf[0], proof
+    return leaf, merkle.proof_from_plan(plan, nodes)
+
+
+Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
+
+
+class AsyncSnapshot:
+    """One ``REPEATABLE READ READ ONLY`` transaction on a private asyncio PostgreSQL connection, read in rounds.
+
+    Each :meth:`round` sends its statements together and waits once for all
+    their answers (psycopg's pipeline mode): a round costs one network round
+    trip however many independent reads it holds. The transaction's ``BEGIN``
+    rides with the first round, its ``COMMIT`` with the round marked ``last``.
+    """
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+        self._begun = False
+        self.finished = False
+
+    async def round(self, requests: Sequence[Request], *, last: bool = False) -> list[list[dict[str, Any]]]:
+        """The rows of each statement (a prebuilt SELECT with its parameters, or a constant SQL text)."""
+        conn = self._conn
+        cursors: list[psycopg.AsyncCursor[dict[str, Any]]] = []
+        async with conn.pipeline():
+            if not self._begun:
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                self._begun = True
+            for stmt, params in requests:
+                cursor = conn.cursor(row_factory=dict_row)
+                if isinstance(stmt, str):
+                    await cursor.execute(stmt)
+                else:
+                    sql, names, defaults = _compiled(stmt, self._dialect)
+                    merged = {**defaults, **(params or {})}
+                    await cursor.execute(sql, tuple(merged[n] for n in names) if names is not None else merged)
+                cursors.append(cursor)
+            if last:
+                await conn.execute("COMMIT")
+        if last:
+            self.finished = True
+        return [await cursor.fetchall() for cursor in cursors]
+
+
+class _AsyncConnections:
+    """A few private autocommit asyncio connections for :class:`AsyncSnapshot` (in one event loop)."""
+
+    def __init__(self, conninfo: str, limit: int) -> None:
+        self._conninfo = conninfo
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(limit)
+        self.loop = asyncio.get_running_loop()
+
+    @asynccontextmanager
+    async def borrow(self, dialect: Dialect) -> AsyncIterator[AsyncSnapshot]:
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(self._conninfo,
+                                                                                            autocommit=True)
+            snapshot = AsyncSnapshot(conn, dialect)
+            try:
+                yield snapshot
+            finally:
+                # A connection goes back only between transactions; one left mid-way (an error, a
+                # cancelled scan) is closed rather than rolled back on someone else's time.
+                if snapshot.finished and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                    self._idle.append(conn)
+                else:
+                    await conn.close()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
 
 
 class SnapshotReads:
@@ -233,8 +331,10 @@ class SnapshotReads:
     transaction, so all its statements see one state of the log.
     """
 
-    def __init__(self, db: Database, *, busy_timeout_ms: int = 1000) -> None:
+    def __init__(self, db: Database, *, busy_timeout_ms: int = 1000, async_connections: int = 8) -> None:
         self.db = db
+        self._async_limit = async_connections
+        self._async: _AsyncConnections | None = None
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
@@ -247,6 +347,11 @@ class SnapshotReads:
         database = make_url(db.url).database if db.is_sqlite else None
         if database and database != ":memory:" and not database.startswith("file:"):
             self._path = str(Path(database).resolve())
+
+    @property
+    def postgres(self) -> bool:
+        """True when reads go to PostgreSQL (where :meth:`async_snapshot` works)."""
+        return not self.db.is_sqlite
 
     @property
     def local(self) -> bool:
@@ -302,30 +407,44 @@ class SnapshotReads:
     async def _query_size(self) -> LogSize:
         # Only _size_rounds calls this, one query at a time.
         if self._aconn is None or self._aconn.closed:
-            url = make_url(self.db.url).set(drivername="postgresql")
-            self._aconn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False),
-                                                                autocommit=True)
+            self._aconn = await psycopg.AsyncConnection.connect(self._conninfo(), autocommit=True)
         try:
             cursor = await self._aconn.execute(SIZE_SQL)
-            return _size_of(await cursor.fetchone())
+            return size_of(await cursor.fetchone())
         except psycopg.Error:
             await self._aconn.close()
             self._aconn = None
             raise
 
+    def _conninfo(self) -> str:
+        return make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def async_snapshot(self) -> AbstractAsyncContextManager[AsyncSnapshot]:
+        """An :class:`AsyncSnapshot` on one of a few private asyncio connections (PostgreSQL only): the
+        reads of a scan in two round trips, on the event loop, with no thread and no pool checkout ping."""
+        if not self.postgres:
+            raise TypeError("async snapshots read PostgreSQL")
+        connections = self._async
+        if connections is None or connections.loop is not asyncio.get_running_loop():
+            connections = self._async = _AsyncConnections(self._conninfo(), self._async_limit)
+        return connections.borrow(self.db.reader.dialect)
+
     async def aclose(self) -> None:
-        """Close the asyncio connection (in the loop that opened it), then the rest (:meth:`close`)."""
+        """Close the asyncio connections (in the loop that opened them), then the rest (:meth:`close`)."""
         if self._aconn is not None:
             await self._aconn.close()
             self._aconn = None
+        if self._async is not None:
+            connections, self._async = self._async, None
+            await connections.aclose()
         self.close()
 
     def size(self) -> LogSize:
         """The log's size now (see :data:`SIZE_SQL`)."""
         if self._path is not None:
-            return _size_of(self._sqlite().execute(SIZE_SQL).fetchone())
+            return size_of(self._sqlite().execute(SIZE_SQL).fetchone())
         with self.db.reader.connect() as conn:
-            return _size_of(conn.exec_driver_sql(SIZE_SQL).first())
+            return size_of(conn.exec_driver_sql(SIZE_SQL).first())
 
     @contextmanager
     def snapshot(self) -> Iterator[RawReader]:
@@ -354,5 +473,24 @@ class SnapshotReads:
         self._local = threading.local()
 
 
-__all__ = ["SIZE_SQL", "LogSize", "NodeCache", "RawReader", "SnapshotReads", "inclusion_proof", "json_value",
-           "latest_checkpoint", "log_size", "read_nodes"]
+__all__ = [
+    "LATEST_CHECKPOINT",
+    "SIZE_SQL",
+    "AsyncSnapshot",
+    "LogSize",
+    "NodeCache",
+    "RawReader",
+    "Request",
+    "SnapshotReads",
+    "checkpoint_of",
+    "inclusion_proof",
+    "json_value",
+    "latest_checkpoint",
+    "log_size",
+    "nodes_read",
+    "nodes_request",
+    "plan_nodes",
+    "proof_from_nodes",
+    "read_nodes",
+    "size_of",
+]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from ledger.digital_link import PartLink, parse_uri
 from ledger.part_reads import part_detail
-from ledger.resolve import VerdictCache, part_view, resolve_scan, scan_facts
+from ledger.resolve import VerdictCache, part_view, resolve_scan, scan_facts, scan_facts_async
 from ledger.storage.proof_reads import RawReader, SnapshotReads, log_size
 from tests.api.test_scan_parts import CASES, GTIN, JSON, Shop, _doc_snippet, make_shop, scan, vehicle
 from tests.support import World
@@ -170,6 +171,79 @@ def test_concurrent_size_reads_share_queries_and_each_sees_what_was_committed_be
         asyncio.run(burst())
         if not reads.local:
             assert queries < 90  # shared: a handful of rounds for 90 callers
+    finally:
+        reads.close()
+
+
+def _postgres_only(shop: Shop) -> None:
+    if shop.world.ledger.db.is_sqlite:
+        pytest.skip("asyncio snapshots read PostgreSQL (on SQLite a verdict is read on the event loop itself)")
+
+
+def test_async_verdict_is_the_thread_paths_verdict(shop: Shop) -> None:
+    """On PostgreSQL a cold verdict is read in two pipelined rounds on the event loop: the same bytes as the
+    thread path's, with fresh caches, with caches warmed by other labels, and after an append."""
+    import asyncio
+
+    _postgres_only(shop)
+    ledger = shop.world.ledger
+    reads = SnapshotReads(ledger.db)
+    labels = {serial: _link(shop.label(serial)) for serial, *_ in CASES}
+
+    async def check() -> None:
+        warm = VerdictCache()
+        for serial, link in labels.items():
+            expected = scan_facts(ledger, link, resolver_base=BASE)
+            fresh = await scan_facts_async(ledger, link, resolver_base=BASE, cache=VerdictCache(), reads=reads)
+            shared = await scan_facts_async(ledger, link, resolver_base=BASE, cache=warm, reads=reads)
+            if serial == "NEW0K1":  # never commissioned: left to the thread path, which checks every org's keys
+                assert fresh is None and shared is None
+                continue
+            assert fresh == shared == expected, serial
+            hits = warm.hits
+            assert await scan_facts_async(ledger, link, resolver_base=BASE, cache=warm, reads=reads) is shared
+            assert warm.hits == hits + 1
+        shop.world.append(shop.riyadh, "part.install", {"gtin": GTIN, "serial": "GEN0K1", "vehicle": vehicle(7)})
+        after = await scan_facts_async(ledger, labels["GEN0K1"], resolver_base=BASE, cache=warm, reads=reads)
+        assert after == scan_facts(ledger, labels["GEN0K1"], resolver_base=BASE)
+        assert after is not None and after.document["state"] == "installed"
+        assert after.document["proof"]["tree_size"] == ledger.size()
+        await reads.aclose()
+
+    try:
+        asyncio.run(check())
+    finally:
+        reads.close()
+
+
+def test_async_snapshot_connections_go_back_only_between_transactions(shop: Shop) -> None:
+    """A connection left inside its transaction (an error, a cancelled scan) is closed, never lent again."""
+    import asyncio
+
+    from ledger.storage.proof_reads import SIZE_SQL
+
+    _postgres_only(shop)
+    reads = SnapshotReads(shop.world.ledger.db, async_connections=2)
+
+    async def check() -> None:
+        async with reads.async_snapshot() as snapshot:
+            (rows,) = await snapshot.round([(SIZE_SQL, None)])
+            assert len(rows) == 1
+            conn = snapshot._conn  # which connection was lent is the point
+        assert conn.closed, "left in its transaction: closed"
+        async with reads.async_snapshot() as snapshot:
+            await snapshot.round([(SIZE_SQL, None)], last=True)
+            conn = snapshot._conn
+        assert not conn.closed
+        async with reads.async_snapshot() as snapshot:
+            assert snapshot._conn is conn, "a finished connection is lent again"
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                await snapshot.round([("SELECT * FROM no_such_table", None)], last=True)
+        assert conn.closed
+        await reads.aclose()
+
+    try:
+        asyncio.run(check())
     finally:
         reads.close()
 
