@@ -17,14 +17,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import BindParameter, Table, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Table, bindparam, func, literal_column, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ledger import directory, merkle
 from ledger.canonical import response_json
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
 from ledger.domain import authz
 from ledger.domain.common import subject
-from ledger.domain.recalls import covers
+from ledger.domain.recalls import covers_id
 from ledger.errors import SignatureError
 from ledger.keys import b64decode, b64encode
 from ledger.log import Ledger
@@ -32,7 +33,7 @@ from ledger.storage import proof_reads
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.grant_tables import Grant
-from ledger.storage.log_tables import RECORDS
+from ledger.storage.log_tables import CHECKPOINTS, RECORDS
 from ledger.storage.parts_tables import Correction, Installation, Part, PartEvent, Recall
 from ledger.storage.state import StateStore
 from ledger.storage.warranty_tables import Claim
@@ -147,7 +148,6 @@ _G: BindParameter[str] = bindparam("gtin")
 _S: BindParameter[str] = bindparam("serial")
 _PART_COLUMNS = (_PARTS.c.state, _PARTS.c.commissioned_by, _PARTS.c.commissioned_kid, _PARTS.c.lot,
                  _PARTS.c.last_seq, _PARTS.c.commissioned_seq, _PARTS.c.brand_owner, _PARTS.c.custodian)
-_Q_PART_ALL = select(_PARTS).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
 _Q_EVENTS = select(_EVENTS).where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).order_by(_EVENTS.c.seq)
 _Q_OPEN_FLAGS = (select(_FLAGS.c.kind, _FLAGS.c.message, _FLAGS.c.seq)
                  .where(_FLAGS.c.entry_id.not_in(select(_CORRECTIONS.c.corrects)),
@@ -176,25 +176,42 @@ _Q_PART_PRESENT = select(
     # The part's latest record, whose inclusion the verdict proves, in the same statement.
     select(RECORDS.c.record).where(RECORDS.c.seq == _PARTS.c.last_seq).scalar_subquery().label("latest_record"),
 ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
+# PostgreSQL only: the log's size, the part's row with its probes and latest record, and its history and
+# its GTIN's open recalls as JSON arrays, in one statement (one snapshot, one round trip); always one row,
+# the part's columns null when there is no such part. See scan_facts_async.
+_EVENT_FIELDS = ("seq", "type", "org_id", "logged", "state_after", "authorization", "grant_id")
+_EVENT_PAIRS: list[ColumnElement[Any]] = []
+for _name in _EVENT_FIELDS:
+    _EVENT_PAIRS += [literal_column(f"'{_name}'"), _EVENTS.c[_name]]
+_Q_EVENTS_JSON = (
+    select(func.coalesce(func.json_agg(aggregate_order_by(func.json_build_object(*_EVENT_PAIRS), _EVENTS.c.seq)),
+                         literal_column("'[]'::json")))
+    .where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).scalar_subquery().label("events"))
+_OPEN_RECALL = _RECALLS.alias("open_recall")  # a name no column has: json_agg(open_recall) is the whole row
+_Q_RECALLS_JSON = (
+    select(func.coalesce(func.json_agg(aggregate_order_by(literal_column(_OPEN_RECALL.name), _OPEN_RECALL.c.set_seq)),
+                         literal_column("'[]'::json")))
+    .where(_OPEN_RECALL.c.gtin == _G, _OPEN_RECALL.c.cleared_seq.is_(None)).scalar_subquery().label("open_recalls"))
+_SIZE_ROW = select(select(func.max(RECORDS.c.seq)).scalar_subquery().label("log_last_seq"),
+                   select(func.max(CHECKPOINTS.c.size)).scalar_subquery().label("checkpoint_size")).subquery("size")
+_PART_FACTS = _Q_PART_PRESENT.subquery("facts")
+_Q_SCAN_PG = (select(_SIZE_ROW, _PART_FACTS, _Q_EVENTS_JSON, _Q_RECALLS_JSON)
+              .select_from(_SIZE_ROW.outerjoin(_PART_FACTS, true())))
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
-def _open_recalls(reader: proof_reads.RawReader, gtin: str, serial: str) -> list[Recall]:
-    """Open recalls covering the part, by the domain's ``covers`` rule (the part is loaded only if one is open)."""
-    rows = reader.rows(_Q_OPEN_RECALLS, {"gtin": gtin})
-    if not rows:
-        return []
-    return _covering(rows, reader.first(_Q_PART_ALL, {"gtin": gtin, "serial": serial}))
+def _open_recalls(reader: proof_reads.RawReader, gtin: str, serial: str, lot: str | None) -> list[Recall]:
+    """Open recalls covering the part, by the domain's ``covers`` rule."""
+    return _covering(reader.rows(_Q_OPEN_RECALLS, {"gtin": gtin}), gtin, serial, lot)
 
 
-def _covering(recall_rows: list[dict[str, Any]], part_row: dict[str, Any] | None) -> list[Recall]:
+def _covering(recall_rows: list[dict[str, Any]], gtin: str, serial: str, lot: str | None) -> list[Recall]:
     """The recalls among ``recall_rows`` (raw open-recall rows for the part's GTIN) that cover the part."""
-    if not recall_rows or part_row is None:
+    if not recall_rows:
         return []
-    part = Part(**{**part_row, "attributes": proof_reads.json_value(part_row["attributes"])})
     recalls = [Recall(**{**row, "lots": proof_reads.json_value(row["lots"]),
                          "serial_ranges": proof_reads.json_value(row["serial_ranges"])}) for row in recall_rows]
-    return [r for r in recalls if covers(r, part)]
+    return [r for r in recalls if covers_id(r, gtin, serial, lot)]
 
 
 def _event_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +236,7 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once
         return None
     events = reader.rows(_Q_EVENTS, ids)
     flags = reader.rows(_Q_OPEN_FLAGS, {"subject": about}) if part["flags"] is not None else []
-    recalls = _open_recalls(reader, gtin, serial) if part["recalls"] is not None else []
+    recalls = _open_recalls(reader, gtin, serial, part["lot"]) if part["recalls"] is not None else []
     claims = reader.rows(_Q_CLAIMS, ids) if part["claims"] is not None else []
     installs = reader.rows(_Q_OPEN_INSTALLS, ids) if part["installs"] is not None else []
     org = part["commissioned_by"]
@@ -502,57 +519,106 @@ def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: Ver
 
 async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache,
                            reads: proof_reads.SnapshotReads) -> CachedVerdict | None:
-    """:func:`scan_facts` on PostgreSQL without leaving the event loop: the same reads in one snapshot, sent
-    in two rounds of one network round trip each (:class:`~ledger.storage.proof_reads.AsyncSnapshot`).
+    """:func:`scan_facts` on PostgreSQL without leaving the event loop, in as few statements as it can.
+
+    One statement (:data:`_Q_SCAN_PG`, one snapshot) reads the log's size, the
+    part's row with its existence probes and latest record, its history and
+    its GTIN's open recalls. For most parts that is every fact that changes:
+    when the part has no flag, claim or open installation and its maker's keys, its maker and the
+    newest checkpoint are already known at that size, a second statement reads
+    only the proof's nodes that the node cache lacks — stored subtree hashes,
+    which no append changes, so reading them later is as good as in the same
+    snapshot. Otherwise the verdict is read again inside one snapshot
+    (:func:`_scan_facts_snapshot`). ``None`` for a label of a part never
+    commissioned: its signature is checked against every org's keys, which
+    :func:`scan_facts` does.
+    """
+    ids = {"gtin": link.gtin, "serial": link.serial}
+    async with reads.async_reads() as db:
+        (row,) = await db.one(_Q_SCAN_PG, {**ids, "subject": subject(link.gtin, link.serial)})
+        size = proof_reads.size_of((row["log_last_seq"], row["checkpoint_size"]))
+        key = VerdictCache.key(link, resolver_base, size)
+        cached = cache.get(key)
+        if cached is not None or row["commissioned_by"] is None:
+            return cached
+        org = row["commissioned_by"]
+        known = _shared_facts(cache, org, size)
+        if any(row[k] is not None for k in ("flags", "claims", "installs")) or not all(
+                hit for hit, _ in known.values()):
+            value = await _scan_facts_snapshot(ledger, db, link, resolver_base, cache)
+        else:
+            recalls = _covering(row["open_recalls"], link.gtin, link.serial, row["lot"])
+            view = _view(link.gtin, link.serial, row, events=row["events"], flags=[], recalls=recalls, claims=[],
+                         installs=[], keys=known["keys"][1])
+            proof = None
+            seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
+            if checkpoint is not None and raw is not None and seq < checkpoint[0]:
+                plan = merkle.inclusion_plan(seq, checkpoint[0])
+                nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
+                if query is not None:
+                    rows = [(r["level"], r["idx"], r["hash"]) for r in await db.one(*query)]
+                    nodes = proof_reads.nodes_read(nodes, rows, cache.nodes)
+                leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
+                proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
+            value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(known["org"][1]), proof))
+    if value is not None:
+        cache.put(key, value)
+    return value
+
+
+def _shared_facts(cache: VerdictCache, org: str, size: proof_reads.LogSize) -> dict[str, tuple[bool, Any]]:
+    """What :class:`SizeMemo` knows at ``size`` of the maker's keys and row and of the newest checkpoint."""
+    return {name: cache.shared.peek(key, size)
+            for name, key in (("keys", ("keys", org)), ("org", ("org", org)), ("checkpoint", ("checkpoint",)))}
+
+
+async def _scan_facts_snapshot(ledger: Ledger, db: proof_reads.AsyncReads, link: PartLink, resolver_base: str,
+                               cache: VerdictCache) -> CachedVerdict | None:
+    """The verdict's facts read inside one snapshot, in two pipelined rounds of one round trip each.
 
     The first round reads the log's size, the part's row (with its existence
     probes and latest record) and its history; the second, whatever those say
     is needed and the caches lack: the part's flags, recalls, claims and open
     installation, its maker and keys, the newest checkpoint (whose size the
-    first round read) and the proof's nodes. ``None`` for a label of a part
-    never commissioned: its signature is checked against every org's keys,
-    which :func:`scan_facts` does.
+    first round read) and the proof's nodes.
     """
     ids = {"gtin": link.gtin, "serial": link.serial}
     about = subject(link.gtin, link.serial)
-    async with reads.async_snapshot() as snapshot:
-        size_rows, part_rows, events = await snapshot.round(
-            [(proof_reads.SIZE_SQL, None), (_Q_PART_PRESENT, {**ids, "subject": about}), (_Q_EVENTS, ids)])
-        size = proof_reads.size_of(tuple(size_rows[0].values()) if size_rows else None)
-        key = VerdictCache.key(link, resolver_base, size)
-        cached = cache.get(key)
-        if cached is not None or not part_rows:
-            await snapshot.round([], last=True)
-            return cached
-        part = part_rows[0]
-        org = part["commissioned_by"]
-        requests: dict[str, proof_reads.Request] = {}
-        if part["flags"] is not None:
-            requests["flags"] = (_Q_OPEN_FLAGS, {"subject": about})
-        if part["recalls"] is not None:
-            requests["recalls"] = (_Q_OPEN_RECALLS, {"gtin": link.gtin})
-            requests["part_all"] = (_Q_PART_ALL, ids)
-        if part["claims"] is not None:
-            requests["claims"] = (_Q_CLAIMS, ids)
-        if part["installs"] is not None:
-            requests["installs"] = (_Q_OPEN_INSTALLS, ids)
-        shared = cache.shared
-        memo = {name: shared.peek(memo_key, size)
-                for name, memo_key in (("keys", ("keys", org)), ("org", ("org", org)), ("checkpoint", ("checkpoint",)))}
-        for name, request in (("keys", (_Q_KEYS, {"org": org})), ("org", (_Q_ORG, {"org": org})),
-                              ("checkpoint", (proof_reads.LATEST_CHECKPOINT, None))):
-            if not memo[name][0]:
-                requests[name] = request
-        seq, tree_size, raw = part["last_seq"], size[1], part["latest_record"]
-        proving = raw is not None and seq < tree_size  # the newest checkpoint's size is the size's second half
-        nodes: dict[merkle.NodeKey, bytes] = {}
-        plan: list[list[merkle.NodeKey]] = []
-        if proving:
-            plan = merkle.inclusion_plan(seq, tree_size)
-            nodes, node_query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
-            if node_query is not None:
-                requests["nodes"] = node_query
-        read = dict(zip(requests, await snapshot.round(list(requests.values()), last=True), strict=True))
+    size_rows, part_rows, events = await db.round(
+        [(proof_reads.SIZE_SQL, None), (_Q_PART_PRESENT, {**ids, "subject": about}), (_Q_EVENTS, ids)])
+    size = proof_reads.size_of(tuple(size_rows[0].values()) if size_rows else None)
+    key = VerdictCache.key(link, resolver_base, size)
+    cached = cache.get(key)
+    if cached is not None or not part_rows:
+        await db.round([], last=True)
+        return cached
+    part = part_rows[0]
+    org = part["commissioned_by"]
+    requests: dict[str, proof_reads.Request] = {}
+    if part["flags"] is not None:
+        requests["flags"] = (_Q_OPEN_FLAGS, {"subject": about})
+    if part["recalls"] is not None:
+        requests["recalls"] = (_Q_OPEN_RECALLS, {"gtin": link.gtin})
+    if part["claims"] is not None:
+        requests["claims"] = (_Q_CLAIMS, ids)
+    if part["installs"] is not None:
+        requests["installs"] = (_Q_OPEN_INSTALLS, ids)
+    shared = cache.shared
+    memo = _shared_facts(cache, org, size)
+    for name, request in (("keys", (_Q_KEYS, {"org": org})), ("org", (_Q_ORG, {"org": org})),
+                          ("checkpoint", (proof_reads.LATEST_CHECKPOINT, None))):
+        if not memo[name][0]:
+            requests[name] = request
+    seq, tree_size, raw = part["last_seq"], size[1], part["latest_record"]
+    proving = raw is not None and seq < tree_size  # the newest checkpoint's size is the size's second half
+    nodes: dict[merkle.NodeKey, bytes] = {}
+    plan: list[list[merkle.NodeKey]] = []
+    if proving:
+        plan = merkle.inclusion_plan(seq, tree_size)
+        nodes, node_query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
+        if node_query is not None:
+            requests["nodes"] = node_query
+    read = dict(zip(requests, await db.round(list(requests.values()), last=True), strict=True))
     keys = memo["keys"][1] if "keys" not in read else read["keys"]
     org_row = memo["org"][1] if "org" not in read else (read["org"][0] if read["org"] else None)
     checkpoint = memo["checkpoint"][1] if "checkpoint" not in read else proof_reads.checkpoint_of(
@@ -562,7 +628,7 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
             shared.store((name, org), size, value)
     if "checkpoint" in read:
         shared.store(("checkpoint",), size, checkpoint)
-    recalls = _covering(read["recalls"], read["part_all"][0] if read["part_all"] else None) if "recalls" in read else []
+    recalls = _covering(read.get("recalls", []), link.gtin, link.serial, part["lot"])
     view = _view(link.gtin, link.serial, part, events=events, flags=read.get("flags", []), recalls=recalls,
                  claims=read.get("claims", []), installs=read.get("installs", []), keys=keys)
     proof = None

@@ -26,14 +26,18 @@ from ledger.storage.parts_tables import Part, Recall
 
 def covers(recall: Recall, part: Part) -> bool:
     """True if ``recall`` names ``part`` (same GTIN, and its lot or a serial range, or the whole GTIN)."""
-    if recall.gtin != part.gtin:
+    return covers_id(recall, part.gtin, part.serial, part.lot)
+
+
+def covers_id(recall: Recall, gtin: str, serial: str, lot: str | None) -> bool:
+    """:func:`covers` for the part of this GTIN, serial and lot."""
+    if recall.gtin != gtin:
         return False
     if not recall.lots and not recall.serial_ranges:
         return True
-    if part.lot is not None and part.lot in recall.lots:
+    if lot is not None and lot in recall.lots:
         return True
-    return any(len(first) == len(part.serial) and first <= part.serial <= last
-               for first, last in recall.serial_ranges)
+    return any(len(first) == len(serial) and first <= serial <= last for first, last in recall.serial_ranges)
 
 
 def _ranges(body: dict[str, Any]) -> list[list[str]]:
@@ -106,4 +110,4 @@ def open_recalls_for(ctx: Context, part: Part) -> list[Recall]:
     return [rc for rc in repo(ctx).recalls(gtin=part.gtin, open_only=True) if covers(rc, part)]
 
 
-__all__ = ["covers", "open_recalls_for"]
+__all__ = ["covers", "covers_id", "open_recalls_for"]

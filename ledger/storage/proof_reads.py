@@ -248,20 +248,43 @@ def proof_from_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]],
 Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
 
 
-class AsyncSnapshot:
-    """One ``REPEATABLE READ READ ONLY`` transaction on a private asyncio PostgreSQL connection, read in rounds.
+class AsyncReads:
+    """Reads on a private autocommit asyncio PostgreSQL connection, lent by :meth:`SnapshotReads.async_reads`.
 
-    Each :meth:`round` sends its statements together and waits once for all
-    their answers (psycopg's pipeline mode): a round costs one network round
-    trip however many independent reads it holds. The transaction's ``BEGIN``
-    rides with the first round, its ``COMMIT`` with the round marked ``last``.
+    :meth:`one` runs a single statement, which PostgreSQL answers from one
+    snapshot of its own. :meth:`round` reads inside one ``REPEATABLE READ READ
+    ONLY`` transaction: each round sends its statements together and waits
+    once for all their answers (psycopg's pipeline mode), so a round costs one
+    network round trip however many independent reads it holds; the
+    transaction's ``BEGIN`` rides with the first round, its ``COMMIT`` with the
+    round marked ``last``.
     """
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], dialect: Dialect) -> None:
         self._conn = conn
         self._dialect = dialect
         self._begun = False
-        self.finished = False
+        self._committed = False
+
+    @property
+    def idle(self) -> bool:
+        """True when no transaction of :meth:`round` is left open."""
+        return self._committed or not self._begun
+
+    def _query(self, stmt: Select[Any] | str, params: Mapping[str, Any] | None) -> tuple[str, Any]:
+        if isinstance(stmt, str):
+            return stmt, None
+        sql, names, defaults = _compiled(stmt, self._dialect)
+        merged = {**defaults, **(params or {})}
+        return sql, tuple(merged[n] for n in names) if names is not None else merged
+
+    async def one(self, stmt: Select[Any] | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of one statement, outside any transaction of :meth:`round`."""
+        if not self.idle:
+            raise RuntimeError("one() inside a snapshot: use round()")
+        cursor = self._conn.cursor(row_factory=dict_row)
+        await cursor.execute(*self._query(stmt, params))
+        return await cursor.fetchall()
 
     async def round(self, requests: Sequence[Request], *, last: bool = False) -> list[list[dict[str, Any]]]:
         """The rows of each statement (a prebuilt SELECT with its parameters, or a constant SQL text)."""
@@ -273,22 +296,17 @@ class AsyncSnapshot:
                 self._begun = True
             for stmt, params in requests:
                 cursor = conn.cursor(row_factory=dict_row)
-                if isinstance(stmt, str):
-                    await cursor.execute(stmt)
-                else:
-                    sql, names, defaults = _compiled(stmt, self._dialect)
-                    merged = {**defaults, **(params or {})}
-                    await cursor.execute(sql, tuple(merged[n] for n in names) if names is not None else merged)
+                await cursor.execute(*self._query(stmt, params))
                 cursors.append(cursor)
             if last:
                 await conn.execute("COMMIT")
         if last:
-            self.finished = True
+            self._committed = True
         return [await cursor.fetchall() for cursor in cursors]
 
 
 class _AsyncConnections:
-    """A few private autocommit asyncio connections for :class:`AsyncSnapshot` (in one event loop)."""
+    """A few private autocommit asyncio connections for :class:`AsyncReads` (in one event loop)."""
 
     def __init__(self, conninfo: str, limit: int) -> None:
         self._conninfo = conninfo
@@ -297,17 +315,17 @@ class _AsyncConnections:
         self.loop = asyncio.get_running_loop()
 
     @asynccontextmanager
-    async def borrow(self, dialect: Dialect) -> AsyncIterator[AsyncSnapshot]:
+    async def borrow(self, dialect: Dialect) -> AsyncIterator[AsyncReads]:
         async with self._slots:
             conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(self._conninfo,
                                                                                             autocommit=True)
-            snapshot = AsyncSnapshot(conn, dialect)
+            reads = AsyncReads(conn, dialect)
             try:
-                yield snapshot
+                yield reads
             finally:
                 # A connection goes back only between transactions; one left mid-way (an error, a
                 # cancelled scan) is closed rather than rolled back on someone else's time.
-                if snapshot.finished and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                if reads.idle and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
                     self._idle.append(conn)
                 else:
                     await conn.close()
@@ -419,9 +437,9 @@ class SnapshotReads:
     def _conninfo(self) -> str:
         return make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def async_snapshot(self) -> AbstractAsyncContextManager[AsyncSnapshot]:
-        """An :class:`AsyncSnapshot` on one of a few private asyncio connections (PostgreSQL only): the
-        reads of a scan in two round trips, on the event loop, with no thread and no pool checkout ping."""
+    def async_reads(self) -> AbstractAsyncContextManager[AsyncReads]:
+        """:class:`AsyncReads` on one of a few private asyncio connections (PostgreSQL only): a scan's
+        reads on the event loop, with no thread and no pool checkout ping."""
         if not self.postgres:
             raise TypeError("async snapshots read PostgreSQL")
         connections = self._async
@@ -476,7 +494,7 @@ class SnapshotReads:
 __all__ = [
     "LATEST_CHECKPOINT",
     "SIZE_SQL",
-    "AsyncSnapshot",
+    "AsyncReads",
     "LogSize",
     "NodeCache",
     "RawReader",

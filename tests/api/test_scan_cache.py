@@ -180,17 +180,45 @@ def _postgres_only(shop: Shop) -> None:
         pytest.skip("asyncio snapshots read PostgreSQL (on SQLite a verdict is read on the event loop itself)")
 
 
-def test_async_verdict_is_the_thread_paths_verdict(shop: Shop) -> None:
-    """On PostgreSQL a cold verdict is read in two pipelined rounds on the event loop: the same bytes as the
-    thread path's, with fresh caches, with caches warmed by other labels, and after an append."""
+def test_async_verdict_is_the_thread_paths_verdict(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a cold verdict is read on the event loop, in one statement and a node read when it can,
+    else in one snapshot: the same bytes as the thread path's, with fresh caches, with caches warmed by other
+    labels, and after an append."""
     import asyncio
+
+    from ledger import resolve
 
     _postgres_only(shop)
     ledger = shop.world.ledger
     reads = SnapshotReads(ledger.db)
-    labels = {serial: _link(shop.label(serial)) for serial, *_ in CASES}
+    labels = {serial: _link(shop.label(serial, lot)) for serial, lot, *_ in CASES}
+    in_snapshot: list[str] = []
+    snapshot_path = resolve._scan_facts_snapshot  # which path answered is the point
+
+    async def counted(*args: Any) -> Any:
+        in_snapshot.append(args[2].serial)
+        return await snapshot_path(*args)
+
+    monkeypatch.setattr(resolve, "_scan_facts_snapshot", counted)
 
     async def check() -> None:
+        # A plain part (no flag, recall, claim or open installation): the snapshot path while the shared
+        # facts (maker, keys, checkpoint) are unknown at this size, then the one-statement path.
+        link, cache, other_base = labels["GEN0K1"], VerdictCache(), "http://other.example"
+        first = await scan_facts_async(ledger, link, resolver_base=BASE, cache=cache, reads=reads)
+        assert in_snapshot == ["GEN0K1"]
+        second = await scan_facts_async(ledger, link, resolver_base=other_base, cache=cache, reads=reads)
+        assert in_snapshot == ["GEN0K1"], "answered by one statement and a node read"
+        assert first == scan_facts(ledger, link, resolver_base=BASE)
+        assert second == scan_facts(ledger, link, resolver_base=other_base) != first
+        # So is a part of a recalled lot (the GTIN's open recalls come with the part's row); a part with an
+        # open flag, claim or installation is read in one snapshot.
+        recalled = await scan_facts_async(ledger, labels["RCL0K1"], resolver_base=BASE, cache=cache, reads=reads)
+        assert recalled == scan_facts(ledger, labels["RCL0K1"], resolver_base=BASE)
+        assert recalled is not None and recalled.document["verdict"] == "recalled"
+        await scan_facts_async(ledger, labels["CLN0K1"], resolver_base=BASE, cache=cache, reads=reads)
+        assert in_snapshot == ["GEN0K1", "CLN0K1"]
+
         warm = VerdictCache()
         for serial, link in labels.items():
             expected = scan_facts(ledger, link, resolver_base=BASE)
@@ -208,15 +236,17 @@ def test_async_verdict_is_the_thread_paths_verdict(shop: Shop) -> None:
         assert after == scan_facts(ledger, labels["GEN0K1"], resolver_base=BASE)
         assert after is not None and after.document["state"] == "installed"
         assert after.document["proof"]["tree_size"] == ledger.size()
-        await reads.aclose()
 
-    try:
-        asyncio.run(check())
-    finally:
-        reads.close()
+    async def run() -> None:
+        try:
+            await check()
+        finally:
+            await reads.aclose()
+
+    asyncio.run(run())
 
 
-def test_async_snapshot_connections_go_back_only_between_transactions(shop: Shop) -> None:
+def test_async_read_connections_go_back_only_between_transactions(shop: Shop) -> None:
     """A connection left inside its transaction (an error, a cancelled scan) is closed, never lent again."""
     import asyncio
 
@@ -226,26 +256,34 @@ def test_async_snapshot_connections_go_back_only_between_transactions(shop: Shop
     reads = SnapshotReads(shop.world.ledger.db, async_connections=2)
 
     async def check() -> None:
-        async with reads.async_snapshot() as snapshot:
-            (rows,) = await snapshot.round([(SIZE_SQL, None)])
+        async with reads.async_reads() as db:
+            (rows,) = await db.round([(SIZE_SQL, None)])
             assert len(rows) == 1
-            conn = snapshot._conn  # which connection was lent is the point
+            with pytest.raises(RuntimeError):
+                await db.one(SIZE_SQL)  # a single statement would run inside the open snapshot
+            conn = db._conn  # which connection was lent is the point
         assert conn.closed, "left in its transaction: closed"
-        async with reads.async_snapshot() as snapshot:
-            await snapshot.round([(SIZE_SQL, None)], last=True)
-            conn = snapshot._conn
+        async with reads.async_reads() as db:
+            await db.round([(SIZE_SQL, None)], last=True)
+            assert len(await db.one(SIZE_SQL)) == 1
+            conn = db._conn
         assert not conn.closed
-        async with reads.async_snapshot() as snapshot:
-            assert snapshot._conn is conn, "a finished connection is lent again"
+        async with reads.async_reads() as db:
+            assert db._conn is conn, "a finished connection is lent again"
+            assert len(await db.one(SIZE_SQL)) == 1
+        async with reads.async_reads() as db:
+            assert db._conn is conn, "so is one used only for single statements"
             with pytest.raises(psycopg.errors.UndefinedTable):
-                await snapshot.round([("SELECT * FROM no_such_table", None)], last=True)
+                await db.round([("SELECT * FROM no_such_table", None)], last=True)
         assert conn.closed
-        await reads.aclose()
 
-    try:
-        asyncio.run(check())
-    finally:
-        reads.close()
+    async def run() -> None:
+        try:
+            await check()
+        finally:
+            await reads.aclose()
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("query", ["lang=fr", "format=xml", "linkType=none", "activity=Install", "activity=a",
