@@ -18,8 +18,6 @@ import re
 import secrets
 import string
 
-from biip.checksums import gs1_standard_check_digit
-
 from ledger.errors import InvalidInput
 
 #: The GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1).
@@ -42,7 +40,19 @@ def gtin_check_digit(body13: str) -> int:
 @functools.lru_cache(maxsize=4096)
 def _check_digit(body13: str) -> int:
     # Remembered: a ledger holds few products, and their GTINs are checked on every scan and part event.
-    return int(gs1_standard_check_digit(body13))
+    return gs1_standard_check_digit(body13)
+
+
+def gs1_standard_check_digit(body: str) -> int:
+    """The GS1 standard modulo-10 check digit of ``body`` (digits), by ``biip``.
+
+    ``biip`` is imported here, on first use: importing it builds its whole
+    GS1 prefix table (about a tenth of a second), which every command-line
+    start would otherwise pay whether or not it checks a GTIN.
+    """
+    from biip.checksums import gs1_standard_check_digit as check_digit
+
+    return int(check_digit(body))
 
 
 def validate_gtin(value: object, *, field: str = "gtin") -> str:
@@ -83,7 +93,7 @@ def validate_gln(value: object, *, field: str = "gln") -> str:
     if not isinstance(value, str) or len(value) != 13 or not _DIGITS.match(value):
         raise InvalidInput(f"{field}: expected a GLN (exactly 13 digits), got {value!r}", code="invalid_field",
                            field=field)
-    expected = int(gs1_standard_check_digit(value[:12]))
+    expected = gs1_standard_check_digit(value[:12])
     if int(value[12]) != expected:
         raise InvalidInput(f"{field}: check digit of GLN {value} is wrong (expected {value[:12]}{expected})",
                            code="invalid_field", field=field)
