@@ -173,14 +173,23 @@ class NodeCache:
                 self._items.popitem(last=False)
 
 
-@functools.lru_cache(maxsize=256)
-def _nodes_query(shape: tuple[int, ...]) -> Select[Any]:
-    """Nodes ``(level = :l0 AND idx IN (:i0_0, ...)) OR (level = :l1 AND ...)``, ``shape[j]`` indexes at the
-    j-th level: one statement that SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) both answer from
-    the primary key; a row-value ``IN ((level, idx), ...)`` makes SQLite scan the whole node table. Cached
-    by shape, so each statement keeps its identity and is compiled once per dialect."""
-    terms = [and_(NODES.c.level == bindparam(f"l{j}"), NODES.c.idx.in_([bindparam(f"i{j}_{k}") for k in range(n)]))
-             for j, n in enumerate(shape)]
+#: Node queries come in widths that are multiples of this: a handful of statements serve every proof.
+NODE_QUERY_STEP = 8
+
+
+@functools.lru_cache(maxsize=64)
+def _nodes_query(width: int) -> Select[Any]:
+    """Nodes ``(level = :l0 AND idx = :i0) OR (level = :l1 AND idx = :i1) OR …`` for ``width`` keys.
+
+    SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) both answer it
+    from the primary key; a row-value ``IN ((level, idx), ...)`` makes SQLite
+    scan the whole node table. Widths are multiples of :data:`NODE_QUERY_STEP`
+    (unused pairs are ``(-1, -1)``, which no node has), so the few statements
+    there are stay compiled: here, in SQLite's statement cache and among
+    PostgreSQL's prepared statements. One statement per proof *shape* made
+    every cold verdict prepare a new one, which cost more than the reads.
+    """
+    terms = [and_(NODES.c.level == bindparam(f"l{j}"), NODES.c.idx == bindparam(f"i{j}")) for j in range(width)]
     return select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
 
 
@@ -192,14 +201,13 @@ def nodes_request(keys: Sequence[merkle.NodeKey], cache: NodeCache | None = None
     found, missing = cache.lookup(wanted) if cache is not None else ({}, wanted)
     if not missing:
         return found, None
-    by_level: dict[int, list[int]] = {}
-    for level, idx in missing:
-        by_level.setdefault(level, []).append(idx)
+    width = -(-len(missing) // NODE_QUERY_STEP) * NODE_QUERY_STEP
     params: dict[str, int] = {}
-    for j, (level, idxs) in enumerate(by_level.items()):
+    for j in range(width):
+        level, idx = missing[j] if j < len(missing) else (-1, -1)
         params[f"l{j}"] = level
-        params.update({f"i{j}_{k}": idx for k, idx in enumerate(idxs)})
-    return found, (_nodes_query(tuple(len(i) for i in by_level.values())), params)
+        params[f"i{j}"] = idx
+    return found, (_nodes_query(width), params)
 
 
 def nodes_read(found: dict[merkle.NodeKey, bytes], rows: Sequence[Sequence[Any]],
@@ -493,6 +501,7 @@ class SnapshotReads:
 
 __all__ = [
     "LATEST_CHECKPOINT",
+    "NODE_QUERY_STEP",
     "SIZE_SQL",
     "AsyncReads",
     "LogSize",

@@ -100,6 +100,30 @@ def test_unrelated_append_gives_a_newer_proof_that_verifies(client: TestClient, 
         before = after
 
 
+def test_node_reads_of_every_width_return_exactly_the_stored_nodes(shop: Shop) -> None:
+    """Node queries come in a few fixed widths, padded with a key no node has: every request, of any length,
+    with absent and repeated keys, reads exactly the stored nodes it names, from the cache or the table."""
+    import random
+
+    from ledger.storage.log_tables import NODES
+    from ledger.storage.proof_reads import NODE_QUERY_STEP, NodeCache, read_nodes
+
+    ledger = shop.world.ledger
+    rng = random.Random(5)
+    with ledger.db.read() as session:
+        reader = RawReader.of(session)
+        stored = {(int(level), int(idx)): bytes(value)
+                  for level, idx, value in session.connection().execute(NODES.select()).fetchall()}
+        assert len(stored) > 3 * NODE_QUERY_STEP
+        absent = [(0, ledger.size() + k) for k in range(5)] + [(40, 0)]
+        cache = NodeCache(maxsize=7)
+        for length in range(1, 3 * NODE_QUERY_STEP + 2):
+            keys = [*rng.sample(sorted(stored), length - 1), rng.choice(absent)]
+            keys += rng.sample(keys, min(3, len(keys)))  # repeats
+            for node_cache in (None, cache):
+                assert read_nodes(reader, keys, node_cache) == {k: stored[k] for k in keys if k in stored}
+
+
 def test_raw_scan_reads_agree_with_the_domain_repository(shop: Shop) -> None:
     shop.world.append(shop.riyadh, "warranty.claim", {"claim_id": "WC-1", "gtin": GTIN, "serial": "CLN0K1",
                                                       "failure_code": "F1"})
