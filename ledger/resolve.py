@@ -524,14 +524,14 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
     One statement (:data:`_Q_SCAN_PG`, one snapshot) reads the log's size, the
     part's row with its existence probes and latest record, its history and
     its GTIN's open recalls. For most parts that is every fact that changes:
-    when the part has no flag, claim or open installation and its maker's keys, its maker and the
-    newest checkpoint are already known at that size, a second statement reads
-    only the proof's nodes that the node cache lacks — stored subtree hashes,
-    which no append changes, so reading them later is as good as in the same
-    snapshot. Otherwise the verdict is read again inside one snapshot
-    (:func:`_scan_facts_snapshot`). ``None`` for a label of a part never
-    commissioned: its signature is checked against every org's keys, which
-    :func:`scan_facts` does.
+    when the part has no flag, claim or open installation, and its maker, the
+    maker's keys and the newest checkpoint are already known at that size, a
+    second statement reads only the proof's nodes that the node cache lacks —
+    stored subtree hashes, which no append changes, so reading them later is
+    as good as in the same snapshot. Otherwise the verdict is read again
+    inside one snapshot (:func:`_scan_facts_snapshot`). ``None`` for a label
+    of a part never commissioned: its signature is checked against every
+    org's keys, which :func:`scan_facts` does.
     """
     ids = {"gtin": link.gtin, "serial": link.serial}
     async with reads.async_reads() as db:
@@ -545,24 +545,22 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
         known = _shared_facts(cache, org, size)
         if any(row[k] is not None for k in ("flags", "claims", "installs")) or not all(
                 hit for hit, _ in known.values()):
-            value = await _scan_facts_snapshot(ledger, db, link, resolver_base, cache)
-        else:
-            recalls = _covering(row["open_recalls"], link.gtin, link.serial, row["lot"])
-            view = _view(link.gtin, link.serial, row, events=row["events"], flags=[], recalls=recalls, claims=[],
-                         installs=[], keys=known["keys"][1])
-            proof = None
-            seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
-            if checkpoint is not None and raw is not None and seq < checkpoint[0]:
-                plan = merkle.inclusion_plan(seq, checkpoint[0])
-                nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
-                if query is not None:
-                    rows = [(r["level"], r["idx"], r["hash"]) for r in await db.one(*query)]
-                    nodes = proof_reads.nodes_read(nodes, rows, cache.nodes)
-                leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
-                proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
-            value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(known["org"][1]), proof))
-    if value is not None:
-        cache.put(key, value)
+            return await _scan_facts_snapshot(ledger, db, link, resolver_base, cache)
+        recalls = _covering(row["open_recalls"], link.gtin, link.serial, row["lot"])
+        view = _view(link.gtin, link.serial, row, events=row["events"], flags=[], recalls=recalls, claims=[],
+                     installs=[], keys=known["keys"][1])
+        proof = None
+        seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
+        if checkpoint is not None and raw is not None and seq < checkpoint[0]:
+            plan = merkle.inclusion_plan(seq, checkpoint[0])
+            nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
+            if query is not None:
+                rows = [(r["level"], r["idx"], r["hash"]) for r in await db.one(*query)]
+                nodes = proof_reads.nodes_read(nodes, rows, cache.nodes)
+            leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
+            proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
+    value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(known["org"][1]), proof))
+    cache.put(key, value)
     return value
 
 
