@@ -9,11 +9,9 @@ document promises: status code, content type, headers and body schema.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -33,11 +31,11 @@ from tests.support import World
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
+#: The run is bounded by examples, not by the clock: 40 derandomised examples per operation, every time.
 EXAMPLES_PER_OPERATION = 40
 #: Failures found by this run, tolerated only with exactly this finding (and reported). An entry that no longer
 #: fails makes the test fail, so the list never goes stale.
 KNOWN_ISSUES: dict[str, str] = {}
-BUDGET_SECONDS = 50
 
 
 def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: World, tmp_path: Path) -> None:
@@ -48,7 +46,6 @@ def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: Wor
                             limits=ApiLimits(scan_rate_per_minute=10**6, scan_burst=10**6, max_page=50))
     app = create_app(settings_, ledger=ledger)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    started = time.monotonic()
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result  # the document itself must be valid OpenAPI
@@ -79,8 +76,6 @@ def test_no_5xx_and_every_response_matches_the_schema(ledger: Ledger, world: Wor
             else:
                 still_failing.add(label)
         exercised += 1
-        if time.monotonic() - started > BUDGET_SECONDS:
-            pytest.fail(f"fuzzing budget exceeded after {exercised} of {len(operations)} operations")
     assert exercised == len(operations)
     assert not failures, "\n\n".join(failures)
     assert still_failing == set(KNOWN_ISSUES), f"no longer failing, remove from KNOWN_ISSUES: " \
