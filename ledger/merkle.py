@@ -94,16 +94,21 @@ def _fetch(get: NodeGetter, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
     if not keys:
         return {}
     found = get(keys)
-    out: dict[NodeKey, bytes] = {}
+    return dict(zip(keys, _checked(found, keys), strict=True))
+
+
+def _checked(nodes: Mapping[NodeKey, bytes], keys: Sequence[NodeKey]) -> list[bytes]:
+    """The hashes of ``keys`` in ``nodes``, each of which must be there and 32 bytes long."""
+    out: list[bytes] = []
     for key in keys:
-        value = found.get(key)
+        value = nodes.get(key)
         if value is None:
             raise IntegrityError(f"Merkle node (level={key[0]}, index={key[1]}) is missing from the store")
         if len(value) != HASH_SIZE:
             raise IntegrityError(
                 f"Merkle node (level={key[0]}, index={key[1]}) is {len(value)} bytes, expected {HASH_SIZE}"
             )
-        out[key] = value
+        out.append(value)
     return out
 
 
@@ -240,24 +245,11 @@ def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
     return plan
 
 
-def inclusion_keys(index: int, size: int) -> list[NodeKey]:
-    """The stored nodes :func:`inclusion_proof` of leaf ``index`` in a tree of ``size`` reads."""
-    return list(dict.fromkeys(key for keys in inclusion_plan(index, size) for key in keys))
-
-
 def proof_from_plan(plan: Sequence[Sequence[NodeKey]], nodes: Mapping[NodeKey, bytes]) -> list[bytes]:
     """The proof hashes of an :func:`inclusion_plan` from its stored nodes (each must be a 32-byte hash)."""
     out: list[bytes] = []
     for keys in plan:
-        hashes = []
-        for key in keys:
-            value = nodes.get(key)
-            if value is None:
-                raise IntegrityError(f"Merkle node (level={key[0]}, index={key[1]}) is missing from the store")
-            if len(value) != HASH_SIZE:
-                raise IntegrityError(
-                    f"Merkle node (level={key[0]}, index={key[1]}) is {len(value)} bytes, expected {HASH_SIZE}")
-            hashes.append(value)
+        hashes = _checked(nodes, keys)
         out.append(hashes[0] if len(hashes) == 1 else _fold(hashes))
     return out
 
@@ -504,7 +496,6 @@ __all__ = [
     "decode_hash",
     "decode_proof",
     "encode_proof",
-    "inclusion_keys",
     "inclusion_plan",
     "inclusion_proof",
     "leaf_hash",

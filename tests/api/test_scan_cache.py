@@ -5,6 +5,7 @@ never serves a proof that fails against the newer checkpoint, and the raw reads 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -199,6 +200,19 @@ def test_concurrent_size_reads_share_queries_and_each_sees_what_was_committed_be
         reads.close()
 
 
+def _run_closing(reads: SnapshotReads, check: Callable[[], Awaitable[None]]) -> None:
+    """Run ``check`` in a new event loop, then close the asyncio connections ``reads`` opened in it."""
+    import asyncio
+
+    async def run() -> None:
+        try:
+            await check()
+        finally:
+            await reads.aclose()
+
+    asyncio.run(run())
+
+
 def _postgres_only(shop: Shop) -> None:
     if shop.world.ledger.db.is_sqlite:
         pytest.skip("asyncio snapshots read PostgreSQL (on SQLite a verdict is read on the event loop itself)")
@@ -208,7 +222,6 @@ def test_async_verdict_is_the_thread_paths_verdict(shop: Shop, monkeypatch: pyte
     """On PostgreSQL a cold verdict is read on the event loop, in one statement and a node read when it can,
     else in one snapshot: the same bytes as the thread path's, with fresh caches, with caches warmed by other
     labels, and after an append."""
-    import asyncio
 
     from ledger import resolve
 
@@ -261,18 +274,11 @@ def test_async_verdict_is_the_thread_paths_verdict(shop: Shop, monkeypatch: pyte
         assert after is not None and after.document["state"] == "installed"
         assert after.document["proof"]["tree_size"] == ledger.size()
 
-    async def run() -> None:
-        try:
-            await check()
-        finally:
-            await reads.aclose()
-
-    asyncio.run(run())
+    _run_closing(reads, check)
 
 
 def test_async_read_connections_go_back_only_between_transactions(shop: Shop) -> None:
     """A connection left inside its transaction (an error, a cancelled scan) is closed, never lent again."""
-    import asyncio
 
     from ledger.storage.proof_reads import SIZE_SQL
 
@@ -301,13 +307,7 @@ def test_async_read_connections_go_back_only_between_transactions(shop: Shop) ->
                 await db.round([("SELECT * FROM no_such_table", None)], last=True)
         assert conn.closed
 
-    async def run() -> None:
-        try:
-            await check()
-        finally:
-            await reads.aclose()
-
-    asyncio.run(run())
+    _run_closing(reads, check)
 
 
 @pytest.mark.parametrize("query", ["lang=fr", "format=xml", "linkType=none", "activity=Install", "activity=a",
