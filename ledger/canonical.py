@@ -28,6 +28,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.errors import InvalidInput
@@ -42,6 +43,17 @@ MAX_DEPTH = 64
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
                             check_circular=False)
 _encode = _ENCODER.encode
+
+
+def float_free_json(value: Any) -> bytes:
+    """:func:`response_json` of a value built of strings, integers, booleans, ``None``, lists and dicts with
+    string keys only (no floats, which it would not reject as NaN), in a few microseconds: a cold verdict's
+    document went through :func:`response_json` in about a tenth of the scan's time. Anything ``orjson`` cannot
+    write (an integer past 64 bits, a key that is not a string) goes the slow way."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return response_json(value)
 
 
 def response_json(value: Any) -> bytes:
@@ -245,5 +257,12 @@ def parse_json(data: bytes | str, *, allow_floats: bool = False) -> JSONValue:
     return value
 
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "canonical_bytes_reference", "parse_canonical", "parse_json",
-           "response_json"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "canonical_bytes",
+    "canonical_bytes_reference",
+    "float_free_json",
+    "parse_canonical",
+    "parse_json",
+    "response_json",
+]

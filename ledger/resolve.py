@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, Table, bindparam, func, literal_column, select, true
+from sqlalchemy import JSON, BindParameter, ColumnElement, Select, Table, bindparam, func, literal_column, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ledger import directory, merkle
-from ledger.canonical import response_json
+from ledger.canonical import float_free_json, response_json
 from ledger.digital_link import PartLink, build_uri, verify_part_sig
 from ledger.domain import authz
 from ledger.domain.common import subject
@@ -33,7 +33,7 @@ from ledger.storage import proof_reads
 from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
 from ledger.storage.grant_tables import Grant
-from ledger.storage.log_tables import CHECKPOINTS, RECORDS
+from ledger.storage.log_tables import CHECKPOINTS, NODES, RECORDS
 from ledger.storage.parts_tables import Correction, Installation, Part, PartEvent, Recall
 from ledger.storage.state import StateStore
 from ledger.storage.warranty_tables import Claim
@@ -176,27 +176,67 @@ _Q_PART_PRESENT = select(
     # The part's latest record, whose inclusion the verdict proves, in the same statement.
     select(RECORDS.c.record).where(RECORDS.c.seq == _PARTS.c.last_seq).scalar_subquery().label("latest_record"),
 ).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
-# PostgreSQL only: the log's size, the part's row with its probes and latest record, and its history and
-# its GTIN's open recalls as JSON arrays, in one statement (one snapshot, one round trip); always one row,
-# the part's columns null when there is no such part. See scan_facts_async.
+# The scan's one statement (see scan_facts_fast): the log's size, the part's row with its probes and latest
+# record, its history and its GTIN's open recalls as JSON arrays, and the stored nodes of the latest record's
+# inclusion proof at the lowest levels, which no node cache keeps (PREFETCH_LEVELS). Always one row, the
+# part's columns null when there is no such part. One statement is one snapshot on either database.
 _EVENT_FIELDS = ("seq", "type", "org_id", "logged", "state_after", "authorization", "grant_id")
 _EVENT_PAIRS: list[ColumnElement[Any]] = []
 for _name in _EVENT_FIELDS:
     _EVENT_PAIRS += [literal_column(f"'{_name}'"), _EVENTS.c[_name]]
-_Q_EVENTS_JSON = (
-    select(func.coalesce(func.json_agg(aggregate_order_by(func.json_build_object(*_EVENT_PAIRS), _EVENTS.c.seq)),
-                         literal_column("'[]'::json")))
-    .where(_EVENTS.c.gtin == _G, _EVENTS.c.serial == _S).scalar_subquery().label("events"))
 _OPEN_RECALL = _RECALLS.alias("open_recall")  # a name no column has: json_agg(open_recall) is the whole row
-_Q_RECALLS_JSON = (
-    select(func.coalesce(func.json_agg(aggregate_order_by(literal_column(_OPEN_RECALL.name), _OPEN_RECALL.c.set_seq)),
-                         literal_column("'[]'::json")))
-    .where(_OPEN_RECALL.c.gtin == _G, _OPEN_RECALL.c.cleared_seq.is_(None)).scalar_subquery().label("open_recalls"))
+_RECALL_PAIRS: list[ColumnElement[Any]] = []
+for _column in _OPEN_RECALL.c:  # SQLite has no row-to-JSON: every column by name, JSON columns as JSON
+    _RECALL_PAIRS += [literal_column(f"'{_column.name}'"),
+                      func.json(_column) if isinstance(_column.type, JSON) else _column]
+_THIS_PART = (_EVENTS.c.gtin == _G) & (_EVENTS.c.serial == _S)
+_OPEN_FOR_GTIN = (_OPEN_RECALL.c.gtin == _G) & _OPEN_RECALL.c.cleared_seq.is_(None)
+# PostgreSQL orders inside the aggregate; SQLite (before 3.44) cannot, and the reader sorts (by seq, set_seq).
+_EVENTS_JSON = {
+    "postgresql": select(func.coalesce(
+        func.json_agg(aggregate_order_by(func.json_build_object(*_EVENT_PAIRS), _EVENTS.c.seq)),
+        literal_column("'[]'::json"))).where(_THIS_PART),
+    "sqlite": select(func.json_group_array(func.json_object(*_EVENT_PAIRS))).where(_THIS_PART),
+}
+_RECALLS_JSON = {
+    "postgresql": select(func.coalesce(
+        func.json_agg(aggregate_order_by(literal_column(_OPEN_RECALL.name), _OPEN_RECALL.c.set_seq)),
+        literal_column("'[]'::json"))).where(_OPEN_FOR_GTIN),
+    "sqlite": select(func.json_group_array(func.json_object(*_RECALL_PAIRS))).where(_OPEN_FOR_GTIN),
+}
 _SIZE_ROW = select(select(func.max(RECORDS.c.seq)).scalar_subquery().label("log_last_seq"),
                    select(func.max(CHECKPOINTS.c.size)).scalar_subquery().label("checkpoint_size")).subquery("size")
 _PART_FACTS = _Q_PART_PRESENT.subquery("facts")
-_Q_SCAN_PG = (select(_SIZE_ROW, _PART_FACTS, _Q_EVENTS_JSON, _Q_RECALLS_JSON)
-              .select_from(_SIZE_ROW.outerjoin(_PART_FACTS, true())))
+
+#: The scan's one statement also reads the leaf of the part's latest record and the proof's siblings at the
+#: levels below this one (stored nodes at ``(level, (seq >> level) XOR 1)``): a random scan almost never finds
+#: those in a node cache, while the levels from here up (an eighth of the nodes) stay cached.
+PREFETCH_LEVELS = 4
+
+
+def _node_at(level: int, idx: ColumnElement[Any]) -> ColumnElement[Any]:
+    return (select(NODES.c.hash).where(NODES.c.level == literal_column(str(level)), NODES.c.idx == idx)
+            .scalar_subquery())
+
+
+def _prefetched_nodes(seq: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    columns: list[ColumnElement[Any]] = [_node_at(0, seq).label("node_leaf")]
+    for level in range(PREFETCH_LEVELS):
+        shifted = seq.bitwise_rshift(literal_column(str(level))) if level else seq
+        one: ColumnElement[Any] = literal_column("1")
+        sibling = shifted.bitwise_or(one) - shifted.bitwise_and(one)  # shifted XOR 1, in SQL both databases speak
+        columns.append(_node_at(level, sibling).label(f"node_s{level}"))
+    return columns
+
+
+def _scan_statement(dialect: str) -> Select[Any]:
+    return (select(_SIZE_ROW, _PART_FACTS, _EVENTS_JSON[dialect].scalar_subquery().label("events"),
+                   _RECALLS_JSON[dialect].scalar_subquery().label("open_recalls"),
+                   *_prefetched_nodes(_PART_FACTS.c.last_seq))
+            .select_from(_SIZE_ROW.outerjoin(_PART_FACTS, true())))
+
+
+_Q_SCAN = {name: _scan_statement(name) for name in ("postgresql", "sqlite")}
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
@@ -245,7 +285,7 @@ def _part_view(reader: proof_reads.RawReader, gtin: str, serial: str, once: Once
                  keys=keys)
 
 
-def _view(gtin: str, serial: str, part: dict[str, Any], *, events: list[dict[str, Any]],
+def _view(gtin: str, serial: str, part: Mapping[str, Any], *, events: list[dict[str, Any]],
           flags: list[dict[str, Any]], recalls: list[Recall], claims: list[dict[str, Any]],
           installs: list[dict[str, Any]], keys: list[dict[str, Any]]) -> PartView:
     """The :class:`PartView` of the rows read for a part (the row of ``_Q_PART_PRESENT`` and the lists it
@@ -391,7 +431,7 @@ class CachedVerdict:
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> CachedVerdict:
-        return cls(response_json(document)[:-1])
+        return cls(float_free_json(document)[:-1])
 
     @property
     def document(self) -> dict[str, Any]:
@@ -425,7 +465,7 @@ class VerdictCache:
 
     def __init__(self, maxsize: int = 4096, *, node_cache_size: int = 65_536) -> None:
         self.maxsize = maxsize
-        self.nodes = proof_reads.NodeCache(node_cache_size)
+        self.nodes = proof_reads.NodeCache(node_cache_size, min_level=PREFETCH_LEVELS)
         self.shared = SizeMemo()
         self._items: OrderedDict[CacheKey, CachedVerdict] = OrderedDict()
         self._lock = threading.Lock()
@@ -517,16 +557,96 @@ def scan_facts(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: Ver
     return value
 
 
+class _NodesWanted:
+    """A verdict that the scan's one statement decided but whose proof needs stored nodes neither the
+    statement nor the node cache had: :attr:`query` reads them, :meth:`finish` completes the verdict."""
+
+    def __init__(self, finish: Callable[[Sequence[Sequence[Any]]], CachedVerdict],
+                 query: tuple[Select[Any], dict[str, int]]) -> None:
+        self.finish = finish
+        self.query = query
+
+
+_SNAPSHOT = "snapshot"  # the scan's one statement cannot decide this verdict: read it in one snapshot
+
+
+def _from_scan_row(ledger: Ledger, link: PartLink, resolver_base: str, cache: VerdictCache, row: Mapping[str, Any],
+                   events: list[dict[str, Any]], recall_rows: list[dict[str, Any]]
+                   ) -> CachedVerdict | _NodesWanted | str | None:
+    """The verdict from the row of the scan's one statement (:data:`_Q_SCAN`): cached or computed, or the
+    node read its proof still needs, or :data:`_SNAPSHOT`, or ``None`` for a part never commissioned."""
+    size = proof_reads.size_of((row["log_last_seq"], row["checkpoint_size"]))
+    key = VerdictCache.key(link, resolver_base, size)
+    cached = cache.get(key)
+    if cached is not None or row["commissioned_by"] is None:
+        return cached
+    org = row["commissioned_by"]
+    known = _shared_facts(cache, org, size)
+    if any(row[k] is not None for k in ("flags", "claims", "installs")) or not all(
+            hit for hit, _ in known.values()):
+        return _SNAPSHOT
+    recalls = _covering(recall_rows, link.gtin, link.serial, row["lot"])
+    view = _view(link.gtin, link.serial, row, events=events, flags=[], recalls=recalls, claims=[], installs=[],
+                 keys=known["keys"][1])
+    maker = _org_json(known["org"][1])
+
+    def verdict(proof: dict[str, Any] | None) -> CachedVerdict:
+        value = CachedVerdict.of(_document(ledger, link, resolver_base, view, maker, proof))
+        cache.put(key, value)
+        return value
+
+    seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
+    if checkpoint is None or raw is None or seq >= checkpoint[0]:
+        return verdict(None)
+    plan = merkle.inclusion_plan(seq, checkpoint[0])
+    nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes,
+                                             known=_prefetched(seq, row))
+
+    def finish(rows: Sequence[Sequence[Any]]) -> CachedVerdict:
+        leaf, hashes = proof_reads.proof_from_nodes(seq, plan, proof_reads.nodes_read(nodes, rows, cache.nodes,
+                                                                                        record=seq))
+        return verdict(_proof_json(seq, bytes(raw), checkpoint, leaf, hashes))
+
+    return finish(()) if query is None else _NodesWanted(finish, query)
+
+
+def _prefetched(seq: int, row: Mapping[str, Any]) -> dict[merkle.NodeKey, bytes]:
+    """The stored nodes the scan's one statement read with the part (:func:`~ledger.storage.proof_reads.own_path`;
+    absent ones are null)."""
+    found = {(0, seq): row["node_leaf"]}
+    for level in range(PREFETCH_LEVELS):
+        found[(level, (seq >> level) ^ 1)] = row[f"node_s{level}"]
+    return {key: bytes(value) for key, value in found.items() if value is not None}
+
+
+def scan_facts_fast(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache,
+                    reads: proof_reads.SnapshotReads) -> CachedVerdict:
+    """:func:`scan_facts` on a local SQLite file in as few statements as it can (see :func:`scan_facts_async`):
+    one read for most parts, a second for the proof's nodes the node cache lacks; :func:`scan_facts` for the
+    rest."""
+    row = reads.local_rows(_Q_SCAN["sqlite"], {"gtin": link.gtin, "serial": link.serial,
+                                               "subject": subject(link.gtin, link.serial)})[0]
+    events = sorted(json.loads(row["events"]), key=lambda event: int(event["seq"]))
+    recalls = sorted(json.loads(row["open_recalls"]), key=lambda recall: int(recall["set_seq"]))
+    step = _from_scan_row(ledger, link, resolver_base, cache, row, events, recalls)
+    if isinstance(step, _NodesWanted):
+        return step.finish(reads.local_tuples(*step.query))
+    if isinstance(step, CachedVerdict):
+        return step
+    return scan_facts(ledger, link, resolver_base=resolver_base, cache=cache, reads=reads)
+
+
 async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache,
                            reads: proof_reads.SnapshotReads) -> CachedVerdict | None:
     """:func:`scan_facts` on PostgreSQL without leaving the event loop, in as few statements as it can.
 
-    One statement (:data:`_Q_SCAN_PG`, one snapshot) reads the log's size, the
-    part's row with its existence probes and latest record, its history and
-    its GTIN's open recalls. For most parts that is every fact that changes:
-    when the part has no flag, claim or open installation, and its maker, the
-    maker's keys and the newest checkpoint are already known at that size, a
-    second statement reads only the proof's nodes that the node cache lacks —
+    One statement (:data:`_Q_SCAN`, one snapshot) reads the log's size, the
+    part's row with its existence probes and latest record, its history, its
+    GTIN's open recalls and the lowest levels of its proof's stored nodes. For
+    most parts that is every fact that changes: when the part has no flag,
+    claim or open installation, and its maker, the maker's keys and the newest
+    checkpoint are already known at that size, the rest of the proof comes from
+    the node cache, or else a second statement reads the nodes it lacks —
     stored subtree hashes, which no append changes, so reading them later is
     as good as in the same snapshot. Otherwise the verdict is read again
     inside one snapshot (:func:`_scan_facts_snapshot`). ``None`` for a label
@@ -535,33 +655,14 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
     """
     ids = {"gtin": link.gtin, "serial": link.serial}
     async with reads.async_reads() as db:
-        (row,) = await db.one(_Q_SCAN_PG, {**ids, "subject": subject(link.gtin, link.serial)})
-        size = proof_reads.size_of((row["log_last_seq"], row["checkpoint_size"]))
-        key = VerdictCache.key(link, resolver_base, size)
-        cached = cache.get(key)
-        if cached is not None or row["commissioned_by"] is None:
-            return cached
-        org = row["commissioned_by"]
-        known = _shared_facts(cache, org, size)
-        if any(row[k] is not None for k in ("flags", "claims", "installs")) or not all(
-                hit for hit, _ in known.values()):
+        (row,) = await db.one(_Q_SCAN["postgresql"], {**ids, "subject": subject(link.gtin, link.serial)})
+        step = _from_scan_row(ledger, link, resolver_base, cache, row, row["events"], row["open_recalls"])
+        if isinstance(step, _NodesWanted):
+            return step.finish([(r["level"], r["idx"], r["hash"]) for r in await db.one(*step.query)])
+        if step == _SNAPSHOT:
             return await _scan_facts_snapshot(ledger, db, link, resolver_base, cache)
-        recalls = _covering(row["open_recalls"], link.gtin, link.serial, row["lot"])
-        view = _view(link.gtin, link.serial, row, events=row["events"], flags=[], recalls=recalls, claims=[],
-                     installs=[], keys=known["keys"][1])
-        proof = None
-        seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
-        if checkpoint is not None and raw is not None and seq < checkpoint[0]:
-            plan = merkle.inclusion_plan(seq, checkpoint[0])
-            nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
-            if query is not None:
-                rows = [(r["level"], r["idx"], r["hash"]) for r in await db.one(*query)]
-                nodes = proof_reads.nodes_read(nodes, rows, cache.nodes)
-            leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
-            proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
-    value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(known["org"][1]), proof))
-    cache.put(key, value)
-    return value
+        assert step is None or isinstance(step, CachedVerdict)
+        return step
 
 
 def _shared_facts(cache: VerdictCache, org: str, size: proof_reads.LogSize) -> dict[str, tuple[bool, Any]]:
@@ -632,7 +733,8 @@ async def _scan_facts_snapshot(ledger: Ledger, db: proof_reads.AsyncReads, link:
     proof = None
     if proving and checkpoint is not None:
         if "nodes" in read:
-            nodes = proof_reads.nodes_read(nodes, [tuple(row.values()) for row in read["nodes"]], cache.nodes)
+            nodes = proof_reads.nodes_read(nodes, [tuple(row.values()) for row in read["nodes"]], cache.nodes,
+                                           record=seq)
         leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
         proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
     value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(org_row), proof))
@@ -672,5 +774,6 @@ __all__ = [
     "scan_authorization",
     "scan_facts",
     "scan_facts_async",
+    "scan_facts_fast",
     "workshop_authorization",
 ]

@@ -145,10 +145,18 @@ def checkpoint_of(row: Mapping[str, Any] | None) -> tuple[int, bytes, str] | Non
 
 
 class NodeCache:
-    """Stored Merkle node hashes by ``(level, index)``, least recently used first out (thread-safe)."""
+    """Stored Merkle node hashes by ``(level, index)``, least recently used first out (thread-safe).
 
-    def __init__(self, maxsize: int = 65_536) -> None:
+    With ``min_level``, the nodes a proof reads on its own record's path below that level (the leaf and the
+    leaf's siblings, see :func:`own_path`) are not kept: for proofs of records picked at random such a node is
+    almost never asked for twice, and keeping it would push out the upper levels that every proof shares
+    (there are as many nodes at level 0 as at all the levels above together). The low nodes of the tree's
+    right edge, which every proof against one checkpoint shares, are kept.
+    """
+
+    def __init__(self, maxsize: int = 65_536, *, min_level: int = 0) -> None:
         self.maxsize = maxsize
+        self.min_level = min_level
         self._items: OrderedDict[merkle.NodeKey, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -166,11 +174,22 @@ class NodeCache:
                     found[key] = value
         return found, missing
 
-    def add(self, nodes: Mapping[merkle.NodeKey, bytes]) -> None:
+    def add(self, nodes: Mapping[merkle.NodeKey, bytes], *, record: int | None = None) -> None:
+        """Keep ``nodes``, read for the proof of ``record`` (if given: see ``min_level``)."""
+        kept = nodes
+        if record is not None and self.min_level:
+            skip = own_path(record, self.min_level)
+            kept = {key: value for key, value in nodes.items() if key not in skip}
         with self._lock:
-            self._items.update(nodes)
+            self._items.update(kept)
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)
+
+
+def own_path(record: int, levels: int) -> set[merkle.NodeKey]:
+    """Record ``record``'s leaf and the siblings of its ancestors at the ``levels`` lowest levels: the nodes of
+    its inclusion proof that no other record's proof shares with it (but its sibling's)."""
+    return {(0, record), *((level, (record >> level) ^ 1) for level in range(levels))}
 
 
 #: Node queries come in widths that are multiples of this: a handful of statements serve every proof.
@@ -193,12 +212,18 @@ def _nodes_query(width: int) -> Select[Any]:
     return select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*terms))
 
 
-def nodes_request(keys: Sequence[merkle.NodeKey], cache: NodeCache | None = None
+def nodes_request(keys: Sequence[merkle.NodeKey], cache: NodeCache | None = None, *,
+                  known: Mapping[merkle.NodeKey, bytes] | None = None
                   ) -> tuple[dict[merkle.NodeKey, bytes], tuple[Select[Any], dict[str, int]] | None]:
-    """``(found, (statement, parameters))``: the hashes of ``keys`` the cache holds, and the one query that
-    reads the rest (``None`` when nothing is missing)."""
+    """``(found, (statement, parameters))``: the hashes of ``keys`` that ``known`` (stored nodes read
+    already) or the cache holds, and the one query that reads the rest (``None`` when nothing is missing)."""
     wanted = list(dict.fromkeys(keys))
+    given: dict[merkle.NodeKey, bytes] = {}
+    if known:
+        given = {key: known[key] for key in wanted if key in known}
+        wanted = [key for key in wanted if key not in given]
     found, missing = cache.lookup(wanted) if cache is not None else ({}, wanted)
+    found.update(given)
     if not missing:
         return found, None
     width = -(-len(missing) // NODE_QUERY_STEP) * NODE_QUERY_STEP
@@ -211,22 +236,23 @@ def nodes_request(keys: Sequence[merkle.NodeKey], cache: NodeCache | None = None
 
 
 def nodes_read(found: dict[merkle.NodeKey, bytes], rows: Sequence[Sequence[Any]],
-               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
-    """``found`` completed with the ``(level, idx, hash)`` rows of :func:`nodes_request`'s query."""
+               cache: NodeCache | None = None, *, record: int | None = None) -> dict[merkle.NodeKey, bytes]:
+    """``found`` completed with the ``(level, idx, hash)`` rows of :func:`nodes_request`'s query (for the
+    proof of ``record``, if given: see :meth:`NodeCache.add`)."""
     fetched = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
     if cache is not None and fetched:
-        cache.add(fetched)
+        cache.add(fetched, record=record)
     found.update(fetched)
     return found
 
 
 def read_nodes(reader: RawReader, keys: Sequence[merkle.NodeKey],
-               cache: NodeCache | None = None) -> dict[merkle.NodeKey, bytes]:
+               cache: NodeCache | None = None, *, record: int | None = None) -> dict[merkle.NodeKey, bytes]:
     """The stored hashes of ``keys`` (absent keys are absent from the answer), in at most one query."""
     found, query = nodes_request(keys, cache)
     if query is None:
         return found
-    return nodes_read(found, reader.tuples(*query), cache)
+    return nodes_read(found, reader.tuples(*query), cache, record=record)
 
 
 def inclusion_proof(reader: RawReader, seq: int, size: int,
@@ -236,7 +262,7 @@ def inclusion_proof(reader: RawReader, seq: int, size: int,
     The leaf is read with the proof's nodes: one query for whatever the node cache lacks.
     """
     plan = merkle.inclusion_plan(seq, size)
-    return proof_from_nodes(seq, plan, read_nodes(reader, plan_nodes(seq, plan), cache))
+    return proof_from_nodes(seq, plan, read_nodes(reader, plan_nodes(seq, plan), cache, record=seq))
 
 
 def plan_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]]) -> list[merkle.NodeKey]:
@@ -465,6 +491,15 @@ class SnapshotReads:
             await connections.aclose()
         self.close()
 
+    def local_rows(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of one prebuilt statement read from the local SQLite file on its own: one statement is one
+        snapshot (:attr:`local` only)."""
+        return RawReader(self._sqlite(), self.db.reader.dialect).rows(stmt, params)
+
+    def local_tuples(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`local_rows` as the driver's tuples."""
+        return RawReader(self._sqlite(), self.db.reader.dialect).tuples(stmt, params)
+
     def size(self) -> LogSize:
         """The log's size now (see :data:`SIZE_SQL`)."""
         if self._path is not None:
@@ -516,6 +551,7 @@ __all__ = [
     "log_size",
     "nodes_read",
     "nodes_request",
+    "own_path",
     "plan_nodes",
     "proof_from_nodes",
     "read_nodes",

@@ -320,3 +320,21 @@ def test_parse_json_floats_only_where_allowed() -> None:
     assert parse_json('{"t": 21.5}', allow_floats=True) == {"t": 21.5}
     with pytest.raises(InvalidInput):
         parse_json('{"t": 21.5}')
+
+
+_FLOAT_FREE = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"])),
+                                                               inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_FLOAT_FREE)
+def test_float_free_json_writes_exactly_what_response_json_writes(value: Any) -> None:
+    """The verdict's fast JSON writer (orjson) gives Starlette's bytes for every float-free value: control
+    characters, quotes, non-ASCII and line separators included, and integers past 64 bits (the slow way)."""
+    from ledger.canonical import float_free_json, response_json
+
+    assert float_free_json(value) == response_json(value)
