@@ -96,6 +96,8 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
     app.include_router(epcis_routes.router)
     app.include_router(scanner_page.router)
     app.include_router(scan_routes.compressed_router)  # only base64url single segments; keep it last
+    if settings.scan_fast_lane:
+        app.add_middleware(scan_routes.ScanFastLane)
 
     # Models used only through openapi_extra must still be in components.
     def _openapi_models() -> None:

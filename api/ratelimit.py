@@ -68,6 +68,12 @@ def _buckets(request: Request) -> TokenBuckets:
     return buckets
 
 
+def take_scan_token(request: Request) -> bool:
+    """Take a token from the client's bucket: False when it is empty (then :func:`scan_rate_limit` raises)."""
+    client = request.client.host if request.client is not None else "unknown"
+    return _buckets(request).take(client) <= 0
+
+
 async def scan_rate_limit(request: Request) -> None:
     """FastAPI dependency: raise ``rate_limited`` (429 + Retry-After) when the client's bucket is empty."""
     client = request.client.host if request.client is not None else "unknown"
@@ -78,4 +84,4 @@ async def scan_rate_limit(request: Request) -> None:
                             details={"retry_after": retry_after})
 
 
-__all__ = ["TokenBuckets", "scan_rate_limit"]
+__all__ = ["TokenBuckets", "scan_rate_limit", "take_scan_token"]

@@ -25,3 +25,6 @@ class ApiSettings:
     #: them in groups (:mod:`ledger.append_process`), off this process's interpreter lock. ``partsledger
     #: serve`` turns it on; off, they are group-committed by a thread of this process.
     append_process: bool = False
+    #: Plain JSON scans are answered before the framework's routing (:class:`api.routes.scan.ScanFastLane`);
+    #: off, the router answers them too (the same bytes: tests compare the two).
+    scan_fast_lane: bool = True

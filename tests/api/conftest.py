@@ -27,9 +27,9 @@ def api_factory(ledger: Ledger) -> Iterator[ClientFactory]:
     """Makes clients of an app serving ``ledger``; pass ``limits=ApiLimits(...)`` for small limits."""
     with ExitStack() as stack:
 
-        def make(limits: ApiLimits | None = None) -> TestClient:
+        def make(limits: ApiLimits | None = None, *, scan_fast_lane: bool = True) -> TestClient:
             settings = ApiSettings(ledger=LedgerSettings(db_url=ledger.db.url, origin=ledger.origin),
-                                   limits=limits or ApiLimits())
+                                   limits=limits or ApiLimits(), scan_fast_lane=scan_fast_lane)
             app = create_app(settings, ledger=ledger)
             # Server exceptions propagate into the test: a 5xx is never silently a "response".
             return stack.enter_context(TestClient(app, base_url="http://testserver"))

@@ -277,6 +277,91 @@ def test_async_verdict_is_the_thread_paths_verdict(shop: Shop, monkeypatch: pyte
     _run_closing(reads, check)
 
 
+def test_local_verdict_in_one_statement_is_the_snapshot_verdict(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a SQLite file a cold verdict is one statement when it can be: the part's row, history, recalls and
+    the lowest proof nodes together, the rest of the proof from the node cache (else one node read), and
+    otherwise the snapshot path. Same bytes as the snapshot path's, with fresh or warm caches, after appends."""
+    from ledger import resolve
+    from ledger.resolve import scan_facts_fast
+
+    ledger = shop.world.ledger
+    if not ledger.db.is_sqlite:
+        pytest.skip("the one-statement local path reads a SQLite file (PostgreSQL: scan_facts_async)")
+    for k in range(40):  # a tree deep enough that proofs have levels both prefetched and cached
+        shop.commission(f"BULK{k}K1")
+    reads = SnapshotReads(ledger.db)
+    assert reads.local
+    labels = {serial: _link(shop.label(serial, lot)) for serial, lot, *_ in CASES}
+    calls: list[str] = []
+    snapshot_path, node_read = resolve.scan_facts, SnapshotReads.local_tuples
+
+    def counted_snapshot(ledger_: Any, link: PartLink, **kwargs: Any) -> Any:
+        calls.append("snapshot:" + link.serial)
+        return snapshot_path(ledger_, link, **kwargs)
+
+    def counted_nodes(self: SnapshotReads, *args: Any) -> Any:
+        calls.append("nodes")
+        return node_read(self, *args)
+
+    monkeypatch.setattr(resolve, "scan_facts", counted_snapshot)
+    monkeypatch.setattr(SnapshotReads, "local_tuples", counted_nodes)
+    try:
+        link, cache = labels["GEN0K1"], VerdictCache()
+        first = scan_facts_fast(ledger, link, resolver_base=BASE, cache=cache, reads=reads)
+        assert calls == ["snapshot:GEN0K1"], "the maker, its keys and the checkpoint are not known yet"
+        calls.clear()
+        second = scan_facts_fast(ledger, link, resolver_base="http://other.example", cache=cache, reads=reads)
+        assert calls == [], "one statement: the upper nodes are cached, the lower ones came with the part"
+        assert first == snapshot_path(ledger, link, resolver_base=BASE)
+        assert second == snapshot_path(ledger, link, resolver_base="http://other.example") != first
+        bulk = _link(shop.label("BULK17K1"))
+        assert scan_facts_fast(ledger, bulk, resolver_base=BASE, cache=cache, reads=reads) == snapshot_path(
+            ledger, bulk, resolver_base=BASE)
+        assert calls in ([], ["nodes"]), "its upper nodes may not be cached yet"
+        calls.clear()
+        for base in ("http://a.example", "http://b.example"):
+            assert scan_facts_fast(ledger, bulk, resolver_base=base, cache=cache, reads=reads) == snapshot_path(
+                ledger, bulk, resolver_base=base)
+        assert calls == []
+        cold_nodes = VerdictCache()
+        cold_nodes.shared = cache.shared  # maker, keys and checkpoint known, no node cached: one node read
+        calls.clear()
+        assert scan_facts_fast(ledger, bulk, resolver_base=BASE, cache=cold_nodes, reads=reads) == snapshot_path(
+            ledger, bulk, resolver_base=BASE)
+        assert calls == ["nodes"]
+        # A part of a recalled lot is answered by the statement too (its GTIN's open recalls come with the
+        # row); a part with an open flag, claim or installation, or never commissioned, by the snapshot path.
+        calls.clear()
+        recalled = scan_facts_fast(ledger, labels["RCL0K1"], resolver_base=BASE, cache=cache, reads=reads)
+        assert recalled.document["verdict"] == "recalled" and calls == []
+        assert recalled == snapshot_path(ledger, labels["RCL0K1"], resolver_base=BASE)
+        for serial in ("CLN0K1", "NEW0K1"):
+            calls.clear()
+            scan_facts_fast(ledger, labels[serial], resolver_base=BASE, cache=cache, reads=reads)
+            assert calls == [f"snapshot:{serial}"]
+        warm = VerdictCache()
+        for serial, link in labels.items():
+            expected = snapshot_path(ledger, link, resolver_base=BASE)
+            assert scan_facts_fast(ledger, link, resolver_base=BASE, cache=VerdictCache(), reads=reads) == expected
+            shared = scan_facts_fast(ledger, link, resolver_base=BASE, cache=warm, reads=reads)
+            assert shared == expected, serial
+            hits = warm.hits
+            assert scan_facts_fast(ledger, link, resolver_base=BASE, cache=warm, reads=reads) is shared
+            assert warm.hits == hits + 1
+        shop.world.append(shop.riyadh, "part.install", {"gtin": GTIN, "serial": "GEN0K1", "vehicle": vehicle(7)})
+        for _ in range(2):  # the first read after the append refreshes the shared facts, the second uses them
+            after = scan_facts_fast(ledger, labels["GEN0K1"], resolver_base=BASE, cache=warm, reads=reads)
+            assert after == snapshot_path(ledger, labels["GEN0K1"], resolver_base=BASE)
+            assert after.document["state"] == "installed" and after.document["proof"]["tree_size"] == ledger.size()
+        moved = _link(shop.label("BULK3K1"))
+        shop.commission("LATE1K1")
+        for _ in range(2):
+            assert scan_facts_fast(ledger, moved, resolver_base=BASE, cache=warm, reads=reads) == snapshot_path(
+                ledger, moved, resolver_base=BASE)
+    finally:
+        reads.close()
+
+
 def test_async_read_connections_go_back_only_between_transactions(shop: Shop) -> None:
     """A connection left inside its transaction (an error, a cancelled scan) is closed, never lent again."""
 
@@ -341,3 +426,86 @@ def test_shared_org_facts_follow_a_key_compromise(client: TestClient, shop: Shop
     after = scan(client, path)
     assert after["verdict"] == "suspect" and "key_compromised" in {r["code"] for r in after["reasons"]}
     _same_but_time(after, _fresh(shop, path))
+
+
+@pytest.mark.parametrize("scope", [
+    {"scheme": "http", "server": ("127.0.0.1", 8000), "root_path": "", "headers": [(b"host", b"parts.example")]},
+    {"scheme": "https", "server": ("10.0.0.2", 443), "root_path": "/ledger", "headers": [(b"host", b"a.example:8443")]},
+    {"scheme": "http", "server": ("127.0.0.1", 8000), "root_path": "", "headers": []},
+    {"scheme": "http", "server": ("127.0.0.1", 80), "root_path": "/x/", "headers": [(b"accept", b"*/*")]},
+    {"scheme": "https", "server": None, "root_path": "", "app_root_path": "/app", "headers": [(b"host", b"h")]},
+])
+def test_resolver_base_is_starlettes_base_url(scope: dict[str, Any]) -> None:
+    """The resolver base the scan builds its URIs on is Starlette's base URL of the request, memoised or not."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from api.routes.scan import _resolver_base
+
+    app = SimpleNamespace(state=SimpleNamespace(settings=SimpleNamespace(resolver_base=None)))
+    request = Request({"type": "http", "path": "/01/x/21/y", "query_string": b"a=1", "app": app, **scope})
+    expected = str(request.base_url).rstrip("/")
+    assert _resolver_base(request) == expected == _resolver_base(request)
+
+
+def _without_time(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
+    """Status, headers and body of a response, the verdict's ``checked_at`` (the clock) left out."""
+    body: Any = response.content
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if isinstance(body, dict):
+            body.pop("checked_at", None)
+    headers = [(k, v) for k, v in response.headers.items() if k != "content-length"]
+    return response.status_code, headers, body
+
+
+def test_fast_lane_answers_exactly_what_the_router_answers(api_factory: Any, shop: Shop,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain JSON scans are answered before routing, with the router's status, headers and bytes; every other
+    request to the resolver (HTML, linkset, a workshop, another query, bad input, an empty bucket) is left to
+    the router, whose answer it then is."""
+    from api.routes import scan as scan_routes
+    from api.settings import ApiLimits
+
+    lane_answered: list[str] = []
+    answer = scan_routes._fast_lane_answer
+
+    async def counted(request: Any, gtin: str, serial: str) -> Any:
+        response = await answer(request, gtin, serial)
+        if response is not None:
+            lane_answered.append(request.url.path + ("?" + request.url.query if request.url.query else ""))
+        return response
+
+    monkeypatch.setattr(scan_routes, "_fast_lane_answer", counted)
+    fast, routed = api_factory(), api_factory(scan_fast_lane=False)
+    html = {"Accept": "text/html"}
+    plain: list[tuple[str, dict[str, str]]] = []
+    for serial, lot, *_ in CASES:
+        label = shop.label(serial, lot)
+        plain += [(label, JSON), (label.replace("?", "?format=json&"), {}), (shop.label(serial, None), JSON),
+                  (f"/01/{GTIN}/21/{serial}", JSON), (shop.label(serial, "OTHERLOT"), JSON)]
+    plain.append((f"/01/{GTIN}/21/a/b", JSON))  # a serial may hold '/': the route's {serial:path} takes it too
+    left: list[tuple[str, dict[str, str]]] = [
+        (shop.label("GEN0K1"), html), (shop.label("GEN0K1"), {}),
+        (shop.label("GEN0K1"), {"Accept": "application/linkset+json"}),
+        (shop.label("GEN0K1") + "&linkType=linkset", JSON), (shop.label("GEN0K1") + "&format=html", JSON),
+        (shop.label("GEN0K1"), {**JSON, "X-Workshop-Org": "riyadh-ws"}),
+        (shop.label("GEN0K1") + "&workshop=oslo-ws", JSON), (shop.label("GEN0K1") + "&lang=zh", JSON),
+        (shop.label("GEN0K1") + "&10=L2606", JSON), (shop.label("GEN0K1") + "&format=xml", JSON),
+        (f"/01/{GTIN[:-1]}0/21/GEN0K1", JSON), (f"/01/{GTIN}/21/GEN%20K1", JSON), (f"/01/{GTIN}/21/", JSON),
+        (f"/01/{GTIN}/21/GEN0K1?10=", JSON), (f"/01/{GTIN}/21/GEN0K1?8030=not-a-signature", JSON),
+        (f"/01/{GTIN}/10/L2606/21/GEN0K1", JSON),
+    ]
+    for path, headers in plain + left:
+        assert _without_time(fast.get(path, headers=headers)) == _without_time(routed.get(path, headers=headers)), path
+    assert lane_answered == [path for path, _ in plain]
+
+    # An empty bucket: the lane leaves the scan to the router, which answers 429 with Retry-After.
+    tight_fast = api_factory(limits=ApiLimits(scan_rate_per_minute=1, scan_burst=2))
+    tight_routed = api_factory(limits=ApiLimits(scan_rate_per_minute=1, scan_burst=2), scan_fast_lane=False)
+    path = shop.label("GEN0K1")
+    for tight in (tight_fast, tight_routed):
+        answers = [tight.get(path, headers=JSON) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 429, 429]
+        assert all(a.headers["retry-after"] and a.json()["code"] == "rate_limited" for a in answers[2:])
