@@ -110,9 +110,10 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     after one size read. On a local SQLite file the reads (microseconds to a
     few hundred of them) run on the event loop: the process is bound by one
     interpreter lock anyway, and a thread hop per scan costs more than it
-    frees. On PostgreSQL the size read is one query on an asyncio connection
-    (no thread), and a verdict to compute is two round trips on another
-    (:func:`~ledger.resolve.scan_facts_async`). Whatever those paths cannot
+    frees (:func:`~ledger.resolve.scan_facts_fast`). On PostgreSQL the size
+    read is one query on an asyncio connection (no thread), shared by
+    concurrent scans, and a verdict to compute is one statement on another,
+    rarely two (:func:`~ledger.resolve.scan_facts_async`). Whatever those paths cannot
     answer (an unknown part, a database error) is computed in the thread pool.
     """
     ledger = get_ledger(request)

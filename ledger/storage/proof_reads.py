@@ -280,6 +280,8 @@ def proof_from_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]],
 
 
 Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
+#: The result column names of each statement :meth:`AsyncReads.one` has run (a statement's columns are fixed).
+_COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
 
 
 class AsyncReads:
@@ -316,9 +318,14 @@ class AsyncReads:
         """The rows of one statement, outside any transaction of :meth:`round`."""
         if not self.idle:
             raise RuntimeError("one() inside a snapshot: use round()")
-        cursor = self._conn.cursor(row_factory=dict_row)
-        await cursor.execute(*self._query(stmt, params))
-        return await cursor.fetchall()
+        sql, args = self._query(stmt, params)
+        cursor = self._conn.cursor()  # tuple rows: a dict row factory looks the column names up for every row
+        await cursor.execute(sql, args)
+        rows = await cursor.fetchall()
+        names = _COLUMN_NAMES.get(sql)
+        if names is None:
+            names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def round(self, requests: Sequence[Request], *, last: bool = False) -> list[list[dict[str, Any]]]:
         """The rows of each statement (a prebuilt SELECT with its parameters, or a constant SQL text)."""
