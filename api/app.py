@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from collections.abc import AsyncIterator
@@ -76,6 +77,12 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
         freeze_startup_objects()
         try:
             yield
+        except asyncio.CancelledError:
+            # A second Ctrl-C makes uvicorn stop at once, without the shutdown event; the event loop then
+            # cancels this task while it waits for that event. The server is going away either way: clean up
+            # as a shutdown does (below), and end quietly instead of reporting the cancellation as a failed
+            # shutdown with its traceback.
+            pass
         finally:
             if appender is not None:
                 app.state.appender = None
