@@ -654,15 +654,15 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
     org's keys, which :func:`scan_facts` does.
     """
     ids = {"gtin": link.gtin, "serial": link.serial}
-    async with reads.async_reads() as db:
-        (row,) = await db.one(_Q_SCAN["postgresql"], {**ids, "subject": subject(link.gtin, link.serial)})
-        step = _from_scan_row(ledger, link, resolver_base, cache, row, row["events"], row["open_recalls"])
-        if isinstance(step, _NodesWanted):
-            return step.finish([(r["level"], r["idx"], r["hash"]) for r in await db.one(*step.query)])
-        if step == _SNAPSHOT:
+    (row,) = await reads.batched(_Q_SCAN["postgresql"], {**ids, "subject": subject(link.gtin, link.serial)})
+    step = _from_scan_row(ledger, link, resolver_base, cache, row, row["events"], row["open_recalls"])
+    if isinstance(step, _NodesWanted):
+        return step.finish([(r["level"], r["idx"], r["hash"]) for r in await reads.batched(*step.query)])
+    if step == _SNAPSHOT:
+        async with reads.async_reads() as db:
             return await _scan_facts_snapshot(ledger, db, link, resolver_base, cache)
-        assert step is None or isinstance(step, CachedVerdict)
-        return step
+    assert step is None or isinstance(step, CachedVerdict)
+    return step
 
 
 def _shared_facts(cache: VerdictCache, org: str, size: proof_reads.LogSize) -> dict[str, tuple[bool, Any]]:

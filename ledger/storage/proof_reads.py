@@ -327,6 +327,27 @@ class AsyncReads:
             names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    async def together(self, statements: Sequence[tuple[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The rows of each of several independent statements ``(SQL, parameters)``, sent in one pipeline:
+        one write and one wait for all of them (each is its own snapshot, as with :meth:`one`)."""
+        if not self.idle:
+            raise RuntimeError("together() inside a snapshot: use round()")
+        conn = self._conn
+        cursors = []
+        async with conn.pipeline():
+            for sql, args in statements:
+                cursor = conn.cursor()
+                await cursor.execute(sql, args)
+                cursors.append(cursor)
+        out = []
+        for (sql, _), cursor in zip(statements, cursors, strict=True):
+            rows = await cursor.fetchall()
+            names = _COLUMN_NAMES.get(sql)
+            if names is None:
+                names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
+            out.append([dict(zip(names, row, strict=True)) for row in rows])
+        return out
+
     async def round(self, requests: Sequence[Request], *, last: bool = False) -> list[list[dict[str, Any]]]:
         """The rows of each statement (a prebuilt SELECT with its parameters, or a constant SQL text)."""
         conn = self._conn
@@ -344,6 +365,56 @@ class AsyncReads:
         if last:
             self._committed = True
         return [await cursor.fetchall() for cursor in cursors]
+
+
+class _Batches:
+    """Single statements of concurrent scans, sent together: while :data:`IN_FLIGHT` batches are at the
+    database, the statements asked for meanwhile wait, then go as the next batch in one pipeline on one
+    connection (:meth:`AsyncReads.together`). Under load a scan's statement then costs a share of one
+    write and one wait instead of its own; with few scans, each goes at once. An error fails the whole
+    batch it was in."""
+
+    IN_FLIGHT = 2
+
+    def __init__(self, connections: _AsyncConnections, dialect: Dialect) -> None:
+        self._connections = connections
+        self._dialect = dialect
+        self._pending: list[tuple[str, Any, asyncio.Future[list[dict[str, Any]]]]] = []
+        self._running = 0
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def rows(self, stmt: Select[Any], params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        sql, names, defaults = _compiled(stmt, self._dialect)
+        merged = {**defaults, **(params or {})}
+        args = tuple(merged[n] for n in names) if names is not None else merged
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, args, future))
+        if self._running < self.IN_FLIGHT:
+            self._running += 1
+            task = asyncio.ensure_future(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self._connections.borrow(self._dialect) as reads:
+                        answers = await reads.together([(sql, args) for sql, args, _ in batch])
+                except BaseException as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for (_, _, future), rows in zip(batch, answers, strict=True):
+                        if not future.done():
+                            future.set_result(rows)
+        finally:
+            self._running -= 1
 
 
 class _AsyncConnections:
@@ -394,6 +465,7 @@ class SnapshotReads:
         self.db = db
         self._async_limit = async_connections
         self._async: _AsyncConnections | None = None
+        self._batches: _Batches | None = None
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
@@ -478,15 +550,26 @@ class SnapshotReads:
     def _conninfo(self) -> str:
         return make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def async_reads(self) -> AbstractAsyncContextManager[AsyncReads]:
-        """:class:`AsyncReads` on one of a few private asyncio connections (PostgreSQL only): a scan's
-        reads on the event loop, with no thread and no pool checkout ping."""
+    def _connections(self) -> _AsyncConnections:
         if not self.postgres:
             raise TypeError("async snapshots read PostgreSQL")
         connections = self._async
         if connections is None or connections.loop is not asyncio.get_running_loop():
             connections = self._async = _AsyncConnections(self._conninfo(), self._async_limit)
-        return connections.borrow(self.db.reader.dialect)
+            self._batches = _Batches(connections, self.db.reader.dialect)
+        return connections
+
+    def async_reads(self) -> AbstractAsyncContextManager[AsyncReads]:
+        """:class:`AsyncReads` on one of a few private asyncio connections (PostgreSQL only): a scan's
+        reads on the event loop, with no thread and no pool checkout ping."""
+        return self._connections().borrow(self.db.reader.dialect)
+
+    async def batched(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of one prebuilt statement (its own snapshot), sent with the statements other scans ask
+        for at the same time (PostgreSQL only; see :class:`_Batches`)."""
+        self._connections()
+        assert self._batches is not None
+        return await self._batches.rows(stmt, params)
 
     async def aclose(self) -> None:
         """Close the asyncio connections (in the loop that opened them), then the rest (:meth:`close`)."""

@@ -509,3 +509,50 @@ def test_fast_lane_answers_exactly_what_the_router_answers(api_factory: Any, sho
         answers = [tight.get(path, headers=JSON) for _ in range(4)]
         assert [a.status_code for a in answers] == [200, 200, 429, 429]
         assert all(a.headers["retry-after"] and a.json()["code"] == "rate_limited" for a in answers[2:])
+
+
+def test_concurrent_scan_statements_go_in_batches_and_each_gets_its_own_rows(shop: Shop,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the scans' single statements asked for together are sent together (one pipeline per
+    batch): each caller gets exactly the rows its statement reads alone; a statement that fails fails at
+    most its batch (the scan then takes the thread path), and the next batch is served as usual."""
+    import asyncio
+
+    from sqlalchemy import literal_column, select
+
+    from ledger.resolve import _Q_SCAN
+    from ledger.storage.proof_reads import AsyncReads
+
+    _postgres_only(shop)
+    for k in range(30):
+        shop.commission(f"BAT{k}K1")
+    ledger = shop.world.ledger
+    reads = SnapshotReads(ledger.db)
+    serials = [f"BAT{k}K1" for k in range(30)] + [case[0] for case in CASES]
+    params = [{"gtin": GTIN, "serial": serial, "subject": f"part:{GTIN}:{serial}"} for serial in serials]
+    batches: list[int] = []
+    together = AsyncReads.together
+
+    async def counted(self: AsyncReads, statements: Any) -> Any:
+        batches.append(len(statements))
+        return await together(self, statements)
+
+    monkeypatch.setattr(AsyncReads, "together", counted)
+
+    async def check() -> None:
+        statement = _Q_SCAN["postgresql"]
+        answers = await asyncio.gather(*(reads.batched(statement, p) for p in params))
+        async with reads.async_reads() as db:
+            alone = [await db.one(statement, p) for p in params]
+        assert answers == alone
+        assert [row["last_seq"] is not None for (row,) in answers] == [s != "NEW0K1" for s in serials]
+        assert sum(batches) == len(params) and len(batches) < len(params), batches
+        failing = select(literal_column("1") / literal_column("0"))
+        mixed = await asyncio.gather(*(reads.batched(failing if i == 7 else statement, p)
+                                       for i, p in enumerate(params)), return_exceptions=True)
+        assert isinstance(mixed[7], psycopg.Error)
+        for i, got in enumerate(mixed):
+            assert isinstance(got, psycopg.Error) or got == alone[i], i
+        assert await asyncio.gather(*(reads.batched(statement, p) for p in params)) == alone
+
+    _run_closing(reads, check)
