@@ -23,8 +23,10 @@ from api.schemas import BatchIn, EntryIn
 from api.settings import ApiSettings
 from ledger.append_process import AppendProcess
 from ledger.log import Ledger
+from ledger.resolve import VerdictCache
 from ledger.service import open_ledger
 from ledger.sigpool import start_shared_pool
+from ledger.storage.proof_reads import warm_node_cache
 
 DESCRIPTION = """
 partsledger is an append-only, hash-chained, Ed25519-signed ledger of automotive
@@ -74,6 +76,9 @@ def create_app(settings: ApiSettings | None = None, *, ledger: Ledger | None = N
             appender = app.state.appender = AppendProcess(settings.ledger, verifier_key=app.state.ledger.verifier_key)
             await appender.start()
         start_shared_pool()  # the batch signature helper, so the first large batch does not wait for it
+        # The scans' verdict cache, its node cache filled with the upper levels every proof shares.
+        cache = app.state.verdict_cache = VerdictCache()
+        await asyncio.to_thread(warm_node_cache, app.state.ledger.db, cache.nodes)
         freeze_startup_objects()
         try:
             yield

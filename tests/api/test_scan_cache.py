@@ -556,3 +556,41 @@ def test_concurrent_scan_statements_go_in_batches_and_each_gets_its_own_rows(sho
         assert await asyncio.gather(*(reads.batched(statement, p) for p in params)) == alone
 
     _run_closing(reads, check)
+
+
+def test_server_start_fills_the_node_cache_with_the_upper_levels(api_factory: Any, shop: Shop,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """At start the server loads the stored nodes every proof shares (the levels the scan's statement does not
+    read), highest levels first when the cache cannot hold them all; a scan then reads no node on its own."""
+    from ledger.resolve import PREFETCH_LEVELS
+    from ledger.storage.log_tables import NODES
+    from ledger.storage.proof_reads import NodeCache, warm_node_cache
+
+    for k in range(40):
+        shop.commission(f"WARM{k}K1")
+    ledger = shop.world.ledger
+    with ledger.db.read() as session:
+        stored = {(int(level), int(idx)): bytes(value)
+                  for level, idx, value in session.connection().execute(NODES.select()).fetchall()
+                  if level >= PREFETCH_LEVELS}
+    assert len(stored) >= 3
+    client = api_factory()
+    assert dict(client.app.state.verdict_cache.nodes._items) == stored
+    small = NodeCache(maxsize=3, min_level=PREFETCH_LEVELS)
+    assert warm_node_cache(ledger.db, small) == 3
+    assert set(small._items) == set(sorted(stored, key=lambda key: (-key[0], key[1]))[:3])
+
+    if ledger.db.is_sqlite:  # the one-statement path's node read is a separate call there: count it
+        node_reads: list[int] = []
+        read = SnapshotReads.local_tuples
+
+        def counted(self: SnapshotReads, *args: Any) -> Any:
+            node_reads.append(1)
+            return read(self, *args)
+
+        monkeypatch.setattr(SnapshotReads, "local_tuples", counted)
+        assert client.get(shop.label("WARM1K1"), headers=JSON).status_code == 200  # learns maker and checkpoint
+        node_reads.clear()
+        for k in (5, 17, 33):
+            assert client.get(shop.label(f"WARM{k}K1"), headers=JSON).status_code == 200
+        assert node_reads == []
