@@ -68,16 +68,19 @@ def _buckets(request: Request) -> TokenBuckets:
     return buckets
 
 
+def _take(request: Request) -> float:
+    """:meth:`TokenBuckets.take` for the request's client."""
+    return _buckets(request).take(request.client.host if request.client is not None else "unknown")
+
+
 def take_scan_token(request: Request) -> bool:
     """Take a token from the client's bucket: False when it is empty (then :func:`scan_rate_limit` raises)."""
-    client = request.client.host if request.client is not None else "unknown"
-    return _buckets(request).take(client) <= 0
+    return _take(request) <= 0
 
 
 async def scan_rate_limit(request: Request) -> None:
     """FastAPI dependency: raise ``rate_limited`` (429 + Retry-After) when the client's bucket is empty."""
-    client = request.client.host if request.client is not None else "unknown"
-    wait = _buckets(request).take(client)
+    wait = _take(request)
     if wait > 0:
         retry_after = max(1, math.ceil(wait))
         raise LimitExceeded(f"too many scans from this address; retry after {retry_after} s", code="rate_limited",

@@ -214,19 +214,24 @@ _PART_FACTS = _Q_PART_PRESENT.subquery("facts")
 PREFETCH_LEVELS = 4
 
 
+#: The columns of the prefetched nodes, in the order of :func:`~ledger.storage.proof_reads.own_path`.
+_PREFETCH_COLUMNS = ("node_leaf", *(f"node_s{level}" for level in range(PREFETCH_LEVELS)))
+
+
 def _node_at(level: int, idx: ColumnElement[Any]) -> ColumnElement[Any]:
     return (select(NODES.c.hash).where(NODES.c.level == literal_column(str(level)), NODES.c.idx == idx)
             .scalar_subquery())
 
 
 def _prefetched_nodes(seq: ColumnElement[Any]) -> list[ColumnElement[Any]]:
-    columns: list[ColumnElement[Any]] = [_node_at(0, seq).label("node_leaf")]
+    """The SQL of ``own_path(seq, PREFETCH_LEVELS)``: the leaf, then each level's sibling, as scalar reads."""
+    columns: list[ColumnElement[Any]] = [_node_at(0, seq)]
+    one: ColumnElement[Any] = literal_column("1")
     for level in range(PREFETCH_LEVELS):
         shifted = seq.bitwise_rshift(literal_column(str(level))) if level else seq
-        one: ColumnElement[Any] = literal_column("1")
         sibling = shifted.bitwise_or(one) - shifted.bitwise_and(one)  # shifted XOR 1, in SQL both databases speak
-        columns.append(_node_at(level, sibling).label(f"node_s{level}"))
-    return columns
+        columns.append(_node_at(level, sibling))
+    return [column.label(name) for column, name in zip(columns, _PREFETCH_COLUMNS, strict=True)]
 
 
 def _scan_statement(dialect: str) -> Select[Any]:
@@ -613,10 +618,8 @@ def _from_scan_row(ledger: Ledger, link: PartLink, resolver_base: str, cache: Ve
 def _prefetched(seq: int, row: Mapping[str, Any]) -> dict[merkle.NodeKey, bytes]:
     """The stored nodes the scan's one statement read with the part (:func:`~ledger.storage.proof_reads.own_path`;
     absent ones are null)."""
-    found = {(0, seq): row["node_leaf"]}
-    for level in range(PREFETCH_LEVELS):
-        found[(level, (seq >> level) ^ 1)] = row[f"node_s{level}"]
-    return {key: bytes(value) for key, value in found.items() if value is not None}
+    keys = proof_reads.own_path(seq, PREFETCH_LEVELS)
+    return {key: bytes(row[name]) for key, name in zip(keys, _PREFETCH_COLUMNS, strict=True) if row[name] is not None}
 
 
 def scan_facts_fast(ledger: Ledger, link: PartLink, *, resolver_base: str, cache: VerdictCache,

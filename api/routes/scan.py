@@ -281,15 +281,20 @@ def _resolver_query(request: Request) -> dict[str, str | None]:
     return out
 
 
+def _label_link(gtin: str, serial: str, lot: str | None, sig: str | None) -> PartLink:
+    """The scanned label's identifiers, checked (a 4xx :class:`InvalidInput` naming the first bad one)."""
+    if sig is not None:
+        decode_part_sig(sig)
+    return PartLink(gtin=check_gtin(gtin), serial=check_serial(serial),
+                    lot=check_lot(lot) if lot is not None else None, sig=sig)
+
+
 async def _resolve(request: Request, gtin: str, serial: str, lot: str | None, sig: str | None,
                    link_type: str | None, fmt: str | None, lang: str | None, workshop: str | None,
                    activity: str) -> Response:
     if link_type == "all":
         link_type = "linkset"
-    if sig is not None:
-        decode_part_sig(sig)
-    link = PartLink(gtin=check_gtin(gtin), serial=check_serial(serial),
-                    lot=check_lot(lot) if lot is not None else None, sig=sig)
+    link = _label_link(gtin, serial, lot, sig)
     return await _answer(request, link, link_type=link_type, fmt=fmt, lang=lang, workshop=workshop,
                          activity=activity)
 
@@ -340,12 +345,8 @@ async def _fast_lane_answer(request: Request, gtin: str, serial: str) -> Respons
     fmt = query.get("format")
     if fmt not in (None, "json") or _wants(request, None, fmt) != "json" or "x-workshop-org" in request.headers:
         return None
-    lot, sig = query.get("10"), query.get("8030")
     try:
-        if sig is not None:
-            decode_part_sig(sig)
-        link = PartLink(gtin=check_gtin(gtin), serial=check_serial(serial),
-                        lot=check_lot(lot) if lot is not None else None, sig=sig)
+        link = _label_link(gtin, serial, query.get("10"), query.get("8030"))
     except InvalidInput:
         return None
     if not take_scan_token(request):

@@ -178,7 +178,7 @@ class NodeCache:
         """Keep ``nodes``, read for the proof of ``record`` (if given: see ``min_level``)."""
         kept = nodes
         if record is not None and self.min_level:
-            skip = own_path(record, self.min_level)
+            skip = set(own_path(record, self.min_level))
             kept = {key: value for key, value in nodes.items() if key not in skip}
         with self._lock:
             self._items.update(kept)
@@ -199,10 +199,10 @@ def warm_node_cache(db: Database, cache: NodeCache) -> int:
     return len(rows)
 
 
-def own_path(record: int, levels: int) -> set[merkle.NodeKey]:
-    """Record ``record``'s leaf and the siblings of its ancestors at the ``levels`` lowest levels: the nodes of
-    its inclusion proof that no other record's proof shares with it (but its sibling's)."""
-    return {(0, record), *((level, (record >> level) ^ 1) for level in range(levels))}
+def own_path(record: int, levels: int) -> list[merkle.NodeKey]:
+    """Record ``record``'s leaf, then the siblings of its ancestors at the ``levels`` lowest levels, lowest
+    first: the nodes of its inclusion proof that no other record's proof shares with it (but its sibling's)."""
+    return [(0, record), *((level, (record >> level) ^ 1) for level in range(levels))]
 
 
 #: Node queries come in widths that are multiples of this: a handful of statements serve every proof.
@@ -293,15 +293,15 @@ def proof_from_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]],
 
 
 Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
-#: The result column names of each statement :meth:`AsyncReads.one` has run (a statement's columns are fixed).
+#: The result column names of each statement :meth:`AsyncReads.together` has run (a statement's columns are fixed).
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
 
 
 class AsyncReads:
     """Reads on a private autocommit asyncio PostgreSQL connection, lent by :meth:`SnapshotReads.async_reads`.
 
-    :meth:`one` runs a single statement, which PostgreSQL answers from one
-    snapshot of its own. :meth:`round` reads inside one ``REPEATABLE READ READ
+    :meth:`together` runs independent statements in one pipeline, each of which
+    PostgreSQL answers from one snapshot of its own. :meth:`round` reads inside one ``REPEATABLE READ READ
     ONLY`` transaction: each round sends its statements together and waits
     once for all their answers (psycopg's pipeline mode), so a round costs one
     network round trip however many independent reads it holds; the
@@ -327,33 +327,22 @@ class AsyncReads:
         merged = {**defaults, **(params or {})}
         return sql, tuple(merged[n] for n in names) if names is not None else merged
 
-    async def one(self, stmt: Select[Any] | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The rows of one statement, outside any transaction of :meth:`round`."""
-        if not self.idle:
-            raise RuntimeError("one() inside a snapshot: use round()")
-        sql, args = self._query(stmt, params)
-        cursor = self._conn.cursor()  # tuple rows: a dict row factory looks the column names up for every row
-        await cursor.execute(sql, args)
-        rows = await cursor.fetchall()
-        names = _COLUMN_NAMES.get(sql)
-        if names is None:
-            names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
-        return [dict(zip(names, row, strict=True)) for row in rows]
-
-    async def together(self, statements: Sequence[tuple[str, Any]]) -> list[list[dict[str, Any]]]:
-        """The rows of each of several independent statements ``(SQL, parameters)``, sent in one pipeline:
-        one write and one wait for all of them (each is its own snapshot, as with :meth:`one`)."""
+    async def together(self, requests: Sequence[Request]) -> list[list[dict[str, Any]]]:
+        """The rows of each of several independent statements (a prebuilt SELECT with its parameters, or a
+        constant SQL text), sent in one pipeline: one write and one wait for all of them. Each statement is
+        its own snapshot; none may run inside a transaction of :meth:`round`."""
         if not self.idle:
             raise RuntimeError("together() inside a snapshot: use round()")
         conn = self._conn
+        queries = [self._query(stmt, params) for stmt, params in requests]
         cursors = []
         async with conn.pipeline():
-            for sql, args in statements:
-                cursor = conn.cursor()
+            for sql, args in queries:
+                cursor = conn.cursor()  # tuple rows: a dict row factory looks the column names up for every row
                 await cursor.execute(sql, args)
                 cursors.append(cursor)
         out = []
-        for (sql, _), cursor in zip(statements, cursors, strict=True):
+        for (sql, _), cursor in zip(queries, cursors, strict=True):
             rows = await cursor.fetchall()
             names = _COLUMN_NAMES.get(sql)
             if names is None:
@@ -392,16 +381,13 @@ class _Batches:
     def __init__(self, connections: _AsyncConnections, dialect: Dialect) -> None:
         self._connections = connections
         self._dialect = dialect
-        self._pending: list[tuple[str, Any, asyncio.Future[list[dict[str, Any]]]]] = []
+        self._pending: list[tuple[Request, asyncio.Future[list[dict[str, Any]]]]] = []
         self._running = 0
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def rows(self, stmt: Select[Any], params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        sql, names, defaults = _compiled(stmt, self._dialect)
-        merged = {**defaults, **(params or {})}
-        args = tuple(merged[n] for n in names) if names is not None else merged
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, args, future))
+        self._pending.append(((stmt, params), future))
         if self._running < self.IN_FLIGHT:
             self._running += 1
             task = asyncio.ensure_future(self._drain())
@@ -415,15 +401,15 @@ class _Batches:
                 batch, self._pending = self._pending, []
                 try:
                     async with self._connections.borrow(self._dialect) as reads:
-                        answers = await reads.together([(sql, args) for sql, args, _ in batch])
+                        answers = await reads.together([request for request, _ in batch])
                 except BaseException as exc:
-                    for _, _, future in batch:
+                    for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for (_, _, future), rows in zip(batch, answers, strict=True):
+                    for (_, future), rows in zip(batch, answers, strict=True):
                         if not future.done():
                             future.set_result(rows)
         finally:

@@ -375,17 +375,17 @@ def test_async_read_connections_go_back_only_between_transactions(shop: Shop) ->
             (rows,) = await db.round([(SIZE_SQL, None)])
             assert len(rows) == 1
             with pytest.raises(RuntimeError):
-                await db.one(SIZE_SQL)  # a single statement would run inside the open snapshot
+                await db.together([(SIZE_SQL, None)])  # single statements would run inside the open snapshot
             conn = db._conn  # which connection was lent is the point
         assert conn.closed, "left in its transaction: closed"
         async with reads.async_reads() as db:
             await db.round([(SIZE_SQL, None)], last=True)
-            assert len(await db.one(SIZE_SQL)) == 1
+            assert len((await db.together([(SIZE_SQL, None)]))[0]) == 1
             conn = db._conn
         assert not conn.closed
         async with reads.async_reads() as db:
             assert db._conn is conn, "a finished connection is lent again"
-            assert len(await db.one(SIZE_SQL)) == 1
+            assert len((await db.together([(SIZE_SQL, None)]))[0]) == 1
         async with reads.async_reads() as db:
             assert db._conn is conn, "so is one used only for single statements"
             with pytest.raises(psycopg.errors.UndefinedTable):
@@ -542,11 +542,12 @@ def test_concurrent_scan_statements_go_in_batches_and_each_gets_its_own_rows(sho
     async def check() -> None:
         statement = _Q_SCAN["postgresql"]
         answers = await asyncio.gather(*(reads.batched(statement, p) for p in params))
+        sizes = list(batches)
         async with reads.async_reads() as db:
-            alone = [await db.one(statement, p) for p in params]
+            alone = [(await db.together([(statement, p)]))[0] for p in params]
         assert answers == alone
         assert [row["last_seq"] is not None for (row,) in answers] == [s != "NEW0K1" for s in serials]
-        assert sum(batches) == len(params) and len(batches) < len(params), batches
+        assert sum(sizes) == len(params) and len(sizes) < len(params), sizes
         failing = select(literal_column("1") / literal_column("0"))
         mixed = await asyncio.gather(*(reads.batched(failing if i == 7 else statement, p)
                                        for i, p in enumerate(params)), return_exceptions=True)
