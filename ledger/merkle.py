@@ -218,9 +218,11 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
     return out
 
 
-def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
+def inclusion_plan(index: int, size: int, *, levels: tuple[int, int | None] = (0, None)) -> list[list[NodeKey]]:
     """For each hash of the RFC 9162 inclusion proof of leaf ``index`` in a tree of ``size``, leaf's sibling
-    first, the stored nodes (complete subtrees) whose right fold it is.
+    first, the stored nodes (complete subtrees) whose right fold it is. With ``levels`` ``(low, high)``,
+    only the hashes of the levels from ``low`` up to (not including) ``high``: the plans of ``(0, k)`` and
+    ``(k, None)`` make the whole plan.
 
     Walks up the levels: at level ``l`` the sibling of the leaf's ancestor
     covers ``[s·2^l, (s+1)·2^l)`` clipped to the tree; a sibling that starts
@@ -233,9 +235,9 @@ def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
     if index >= size:
         raise InvalidInput(f"leaf index {index} is not in a tree of size {size}", code="invalid_field", field="index")
     plan: list[list[NodeKey]] = []
-    level = 0
+    level, high = levels
     last = size - 1
-    while last >> level:
+    while last >> level and (high is None or level < high):
         sibling = (index >> level) ^ 1
         start = sibling << level
         if start < size:

@@ -17,7 +17,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import JSON, BindParameter, ColumnElement, Select, Table, bindparam, func, literal_column, select, true
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ledger import directory, merkle
@@ -164,18 +178,30 @@ _Q_KEYS = (select(_KEYS.c.kid, _KEYS.c.public_key, _KEYS.c.compromised_at)
            .where(_KEYS.c.org_id == bindparam("org")).order_by(_KEYS.c.added_seq))
 # Most parts have no flag, claim, open installation or open recall: four indexed existence probes, read
 # with the part's row in one statement, decide which of those four lists must be read at all.
-_Q_PART_PRESENT = select(
-    *_PART_COLUMNS,
-    select(_FLAGS.c.id).where(_FLAGS.c.subject == bindparam("subject")).limit(1).scalar_subquery().label("flags"),
-    select(_CLAIMS.c.claim_id).where(_CLAIMS.c.gtin == _G, _CLAIMS.c.serial == _S).limit(1)
-    .scalar_subquery().label("claims"),
-    select(_INSTALLS.c.seq).where(_INSTALLS.c.gtin == _G, _INSTALLS.c.serial == _S, _INSTALLS.c.removed_seq.is_(None))
-    .limit(1).scalar_subquery().label("installs"),
-    select(_RECALLS.c.campaign_id).where(_RECALLS.c.gtin == _G, _RECALLS.c.cleared_seq.is_(None)).limit(1)
-    .scalar_subquery().label("recalls"),
-    # The part's latest record, whose inclusion the verdict proves, in the same statement.
-    select(RECORDS.c.record).where(RECORDS.c.seq == _PARTS.c.last_seq).scalar_subquery().label("latest_record"),
-).where(_PARTS.c.gtin == _G, _PARTS.c.serial == _S)
+def _correlated(query: Select[Any], labels: FromClause | None) -> Select[Any]:
+    return query if labels is None else query.correlate(labels)
+
+
+def _part_present(gtin: ColumnElement[str], serial: ColumnElement[str], about: ColumnElement[str],
+                  labels: FromClause | None = None) -> Select[Any]:
+    """The part's row with its probes and latest record, for the label ``gtin``, ``serial`` (subject ``about``):
+    bound parameters, or columns of ``labels``, a table of the enclosing statement."""
+    probes = [
+        (select(_FLAGS.c.id).where(_FLAGS.c.subject == about), "flags"),
+        (select(_CLAIMS.c.claim_id).where(_CLAIMS.c.gtin == gtin, _CLAIMS.c.serial == serial), "claims"),
+        (select(_INSTALLS.c.seq).where(_INSTALLS.c.gtin == gtin, _INSTALLS.c.serial == serial,
+                                       _INSTALLS.c.removed_seq.is_(None)), "installs"),
+        (select(_RECALLS.c.campaign_id).where(_RECALLS.c.gtin == gtin, _RECALLS.c.cleared_seq.is_(None)), "recalls"),
+    ]
+    return _correlated(select(
+        *_PART_COLUMNS,
+        *(_correlated(probe, labels).limit(1).scalar_subquery().label(name) for probe, name in probes),
+        # The part's latest record, whose inclusion the verdict proves, in the same statement.
+        select(RECORDS.c.record).where(RECORDS.c.seq == _PARTS.c.last_seq).scalar_subquery().label("latest_record"),
+    ).where(_PARTS.c.gtin == gtin, _PARTS.c.serial == serial), labels)
+
+
+_Q_PART_PRESENT = _part_present(_G, _S, bindparam("subject"))
 # The scan's one statement (see scan_facts_fast): the log's size, the part's row with its probes and latest
 # record, its history and its GTIN's open recalls as JSON arrays, and the stored nodes of the latest record's
 # inclusion proof at the lowest levels, which no node cache keeps (PREFETCH_LEVELS). Always one row, the
@@ -189,24 +215,31 @@ _RECALL_PAIRS: list[ColumnElement[Any]] = []
 for _column in _OPEN_RECALL.c:  # SQLite has no row-to-JSON: every column by name, JSON columns as JSON
     _RECALL_PAIRS += [literal_column(f"'{_column.name}'"),
                       func.json(_column) if isinstance(_column.type, JSON) else _column]
-_THIS_PART = (_EVENTS.c.gtin == _G) & (_EVENTS.c.serial == _S)
-_OPEN_FOR_GTIN = (_OPEN_RECALL.c.gtin == _G) & _OPEN_RECALL.c.cleared_seq.is_(None)
-# PostgreSQL orders inside the aggregate; SQLite (before 3.44) cannot, and the reader sorts (by seq, set_seq).
-_EVENTS_JSON = {
-    "postgresql": select(func.coalesce(
-        func.json_agg(aggregate_order_by(func.json_build_object(*_EVENT_PAIRS), _EVENTS.c.seq)),
-        literal_column("'[]'::json"))).where(_THIS_PART),
-    "sqlite": select(func.json_group_array(func.json_object(*_EVENT_PAIRS))).where(_THIS_PART),
-}
-_RECALLS_JSON = {
-    "postgresql": select(func.coalesce(
-        func.json_agg(aggregate_order_by(literal_column(_OPEN_RECALL.name), _OPEN_RECALL.c.set_seq)),
-        literal_column("'[]'::json"))).where(_OPEN_FOR_GTIN),
-    "sqlite": select(func.json_group_array(func.json_object(*_RECALL_PAIRS))).where(_OPEN_FOR_GTIN),
-}
+
+
+def _json_lists(dialect: str, gtin: ColumnElement[str], serial: ColumnElement[str],
+                labels: FromClause | None = None) -> list[ColumnElement[Any]]:
+    """The part's history and its GTIN's open recalls, each as a JSON array (see :func:`_part_present` for
+    ``labels``). PostgreSQL orders inside the aggregate; SQLite (before 3.44) cannot, and the reader sorts (by
+    seq, set_seq)."""
+    this_part = (_EVENTS.c.gtin == gtin) & (_EVENTS.c.serial == serial)
+    open_for_gtin = (_OPEN_RECALL.c.gtin == gtin) & _OPEN_RECALL.c.cleared_seq.is_(None)
+    if dialect == "postgresql":
+        events = select(func.coalesce(
+            func.json_agg(aggregate_order_by(func.json_build_object(*_EVENT_PAIRS), _EVENTS.c.seq)),
+            literal_column("'[]'::json"))).where(this_part)
+        recalls = select(func.coalesce(
+            func.json_agg(aggregate_order_by(literal_column(_OPEN_RECALL.name), _OPEN_RECALL.c.set_seq)),
+            literal_column("'[]'::json"))).where(open_for_gtin)
+    else:
+        events = select(func.json_group_array(func.json_object(*_EVENT_PAIRS))).where(this_part)
+        recalls = select(func.json_group_array(func.json_object(*_RECALL_PAIRS))).where(open_for_gtin)
+    events, recalls = _correlated(events, labels), _correlated(recalls, labels)
+    return [events.scalar_subquery().label("events"), recalls.scalar_subquery().label("open_recalls")]
+
+
 _SIZE_ROW = select(select(func.max(RECORDS.c.seq)).scalar_subquery().label("log_last_seq"),
                    select(func.max(CHECKPOINTS.c.size)).scalar_subquery().label("checkpoint_size")).subquery("size")
-_PART_FACTS = _Q_PART_PRESENT.subquery("facts")
 
 #: The scan's one statement also reads the leaf of the part's latest record and the proof's siblings at the
 #: levels below this one (stored nodes at ``(level, (seq >> level) XOR 1)``): a random scan almost never finds
@@ -234,14 +267,30 @@ def _prefetched_nodes(seq: ColumnElement[Any]) -> list[ColumnElement[Any]]:
     return [column.label(name) for column, name in zip(columns, _PREFETCH_COLUMNS, strict=True)]
 
 
-def _scan_statement(dialect: str) -> Select[Any]:
-    return (select(_SIZE_ROW, _PART_FACTS, _EVENTS_JSON[dialect].scalar_subquery().label("events"),
-                   _RECALLS_JSON[dialect].scalar_subquery().label("open_recalls"),
-                   *_prefetched_nodes(_PART_FACTS.c.last_seq))
-            .select_from(_SIZE_ROW.outerjoin(_PART_FACTS, true())))
+def _scan_statement(dialect: str, labels: FromClause | None = None) -> Select[Any]:
+    """The scan's one statement for the label in the parameters ``gtin``, ``serial`` and ``subject``, or in the
+    columns of the same names of ``labels``, a table of the enclosing statement."""
+    gtin: ColumnElement[str] = _G if labels is None else labels.c.gtin
+    serial: ColumnElement[str] = _S if labels is None else labels.c.serial
+    about: ColumnElement[str] = bindparam("subject") if labels is None else labels.c.subject
+    present = _part_present(gtin, serial, about, labels)
+    facts = present.subquery("facts") if labels is None else present.lateral("facts")
+    return (select(_SIZE_ROW, facts, *_json_lists(dialect, gtin, serial, labels),
+                   *_prefetched_nodes(facts.c.last_seq))
+            .select_from(_SIZE_ROW.outerjoin(facts, true())))
 
 
 _Q_SCAN = {name: _scan_statement(name) for name in ("postgresql", "sqlite")}
+#: The labels of :data:`_Q_SCAN_MANY`, in the order given (``n`` counts from 1).
+_LABELS = (func.unnest(bindparam("gtins", type_=ARRAY(String)), bindparam("serials", type_=ARRAY(String)),
+                       bindparam("subjects", type_=ARRAY(String)))
+           .table_valued("gtin", "serial", "subject", with_ordinality="n").render_derived(name="labels"))
+_SCAN_EACH = _scan_statement("postgresql", _LABELS).lateral("scan")
+#: :data:`_Q_SCAN` for several labels at once, on PostgreSQL: one row each, in the order of the arrays
+#: ``gtins``, ``serials`` and ``subjects``. Concurrent scans share it (:meth:`SnapshotReads.batched_scan`).
+_LABEL_ARRAYS = ("gtins", "serials", "subjects")
+_Q_SCAN_MANY = (select(_LABELS.c.n, *_SCAN_EACH.c).select_from(_LABELS.join(_SCAN_EACH, true()))
+                .order_by(_LABELS.c.n))
 _Q_ORG = select(_ORGS.c.org_id, _ORGS.c.name, _ORGS.c.kind, _ORGS.c.country).where(_ORGS.c.org_id == bindparam("org"))
 
 
@@ -603,13 +652,11 @@ def _from_scan_row(ledger: Ledger, link: PartLink, resolver_base: str, cache: Ve
     seq, checkpoint, raw = row["last_seq"], known["checkpoint"][1], row["latest_record"]
     if checkpoint is None or raw is None or seq >= checkpoint[0]:
         return verdict(None)
-    plan = merkle.inclusion_plan(seq, checkpoint[0])
-    nodes, query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes,
-                                             known=_prefetched(seq, row))
+    plan = proof_reads.ProofPlan(seq, checkpoint[0], cache.nodes)
+    nodes, query = proof_reads.nodes_request(plan.nodes(), cache.nodes, known=_prefetched(seq, row))
 
     def finish(rows: Sequence[Sequence[Any]]) -> CachedVerdict:
-        leaf, hashes = proof_reads.proof_from_nodes(seq, plan, proof_reads.nodes_read(nodes, rows, cache.nodes,
-                                                                                        record=seq))
+        leaf, hashes = plan.proof(proof_reads.nodes_read(nodes, rows, cache.nodes, record=seq))
         return verdict(_proof_json(seq, bytes(raw), checkpoint, leaf, hashes))
 
     return finish(()) if query is None else _NodesWanted(finish, query)
@@ -645,7 +692,9 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
 
     One statement (:data:`_Q_SCAN`, one snapshot) reads the log's size, the
     part's row with its existence probes and latest record, its history, its
-    GTIN's open recalls and the lowest levels of its proof's stored nodes. For
+    GTIN's open recalls and the lowest levels of its proof's stored nodes;
+    concurrent scans share one such statement for all their labels
+    (:data:`_Q_SCAN_MANY`). For
     most parts that is every fact that changes: when the part has no flag,
     claim or open installation, and its maker, the maker's keys and the newest
     checkpoint are already known at that size, the rest of the proof comes from
@@ -656,8 +705,8 @@ async def scan_facts_async(ledger: Ledger, link: PartLink, *, resolver_base: str
     of a part never commissioned: its signature is checked against every
     org's keys, which :func:`scan_facts` does.
     """
-    ids = {"gtin": link.gtin, "serial": link.serial}
-    (row,) = await reads.batched(_Q_SCAN["postgresql"], {**ids, "subject": subject(link.gtin, link.serial)})
+    label = (link.gtin, link.serial, subject(link.gtin, link.serial))
+    row = await reads.batched_each(_Q_SCAN_MANY, _LABEL_ARRAYS, label)
     step = _from_scan_row(ledger, link, resolver_base, cache, row, row["events"], row["open_recalls"])
     if isinstance(step, _NodesWanted):
         return step.finish([(r["level"], r["idx"], r["hash"]) for r in await reads.batched(*step.query)])
@@ -714,10 +763,9 @@ async def _scan_facts_snapshot(ledger: Ledger, db: proof_reads.AsyncReads, link:
     seq, tree_size, raw = part["last_seq"], size[1], part["latest_record"]
     proving = raw is not None and seq < tree_size  # the newest checkpoint's size is the size's second half
     nodes: dict[merkle.NodeKey, bytes] = {}
-    plan: list[list[merkle.NodeKey]] = []
-    if proving:
-        plan = merkle.inclusion_plan(seq, tree_size)
-        nodes, node_query = proof_reads.nodes_request(proof_reads.plan_nodes(seq, plan), cache.nodes)
+    plan = proof_reads.ProofPlan(seq, tree_size, cache.nodes) if proving else None
+    if plan is not None:
+        nodes, node_query = proof_reads.nodes_request(plan.nodes(), cache.nodes)
         if node_query is not None:
             requests["nodes"] = node_query
     read = dict(zip(requests, await db.round(list(requests.values()), last=True), strict=True))
@@ -734,11 +782,11 @@ async def _scan_facts_snapshot(ledger: Ledger, db: proof_reads.AsyncReads, link:
     view = _view(link.gtin, link.serial, part, events=events, flags=read.get("flags", []), recalls=recalls,
                  claims=read.get("claims", []), installs=read.get("installs", []), keys=keys)
     proof = None
-    if proving and checkpoint is not None:
+    if plan is not None and checkpoint is not None:
         if "nodes" in read:
             nodes = proof_reads.nodes_read(nodes, [tuple(row.values()) for row in read["nodes"]], cache.nodes,
                                            record=seq)
-        leaf, hashes = proof_reads.proof_from_nodes(seq, plan, nodes)
+        leaf, hashes = plan.proof(nodes)
         proof = _proof_json(seq, bytes(raw), checkpoint, leaf, hashes)
     value = CachedVerdict.of(_document(ledger, link, resolver_base, view, _org_json(org_row), proof))
     cache.put(key, value)

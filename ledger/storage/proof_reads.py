@@ -27,10 +27,10 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -51,6 +51,8 @@ SIZE_SQL = ("SELECT (SELECT max(seq) FROM log_records) AS last_seq,"
             " (SELECT max(size) FROM log_checkpoints) AS checkpoint_size")
 
 LogSize = tuple[int, int]
+_Ask = TypeVar("_Ask")
+_Answer = TypeVar("_Answer")
 
 #: The newest checkpoint's size, root and signed note.
 LATEST_CHECKPOINT = (select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
@@ -152,12 +154,17 @@ class NodeCache:
     almost never asked for twice, and keeping it would push out the upper levels that every proof shares
     (there are as many nodes at level 0 as at all the levels above together). The low nodes of the tree's
     right edge, which every proof against one checkpoint shares, are kept.
+
+    It also keeps up to ``tails`` whole upper parts of inclusion proofs (:class:`ProofPlan`), each the same for
+    every record below one node of :data:`TAIL_LEVEL` in a tree of one size: never stale either.
     """
 
-    def __init__(self, maxsize: int = 65_536, *, min_level: int = 0) -> None:
+    def __init__(self, maxsize: int = 65_536, *, min_level: int = 0, tails: int = 4096) -> None:
         self.maxsize = maxsize
         self.min_level = min_level
+        self.max_tails = tails
         self._items: OrderedDict[merkle.NodeKey, bytes] = OrderedDict()
+        self._tails: OrderedDict[tuple[int, int], tuple[bytes, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def lookup(self, keys: Sequence[merkle.NodeKey]) -> tuple[dict[merkle.NodeKey, bytes], list[merkle.NodeKey]]:
@@ -184,6 +191,22 @@ class NodeCache:
             self._items.update(kept)
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)
+
+    def tail(self, seq: int, size: int) -> tuple[bytes, ...] | None:
+        """The hashes of record ``seq``'s inclusion proof in the tree of ``size`` from :data:`TAIL_LEVEL` up, if
+        kept (see :class:`ProofPlan`)."""
+        key = (seq >> TAIL_LEVEL, size)
+        with self._lock:
+            tail = self._tails.get(key)
+            if tail is not None:
+                self._tails.move_to_end(key)
+            return tail
+
+    def keep_tail(self, seq: int, size: int, tail: Sequence[bytes]) -> None:
+        with self._lock:
+            self._tails[(seq >> TAIL_LEVEL, size)] = tuple(tail)
+            while len(self._tails) > self.max_tails:
+                self._tails.popitem(last=False)
 
 
 def warm_node_cache(db: Database, cache: NodeCache) -> int:
@@ -274,22 +297,54 @@ def inclusion_proof(reader: RawReader, seq: int, size: int,
 
     The leaf is read with the proof's nodes: one query for whatever the node cache lacks.
     """
-    plan = merkle.inclusion_plan(seq, size)
-    return proof_from_nodes(seq, plan, read_nodes(reader, plan_nodes(seq, plan), cache, record=seq))
+    plan = ProofPlan(seq, size, cache)
+    return plan.proof(read_nodes(reader, plan.nodes(), cache, record=seq))
 
 
-def plan_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]]) -> list[merkle.NodeKey]:
-    """The stored nodes :func:`proof_from_nodes` needs for record ``seq``'s proof ``plan``: the plan's and the leaf."""
-    return [(0, seq), *(key for keys in plan for key in keys)]
+#: Records below one node of this level share the hashes of their inclusion proofs from this level up (in one
+#: tree): a :class:`NodeCache` keeps those hashes whole, by that node and the tree's size (:meth:`NodeCache.tail`).
+TAIL_LEVEL = 8
 
 
-def proof_from_nodes(seq: int, plan: Sequence[Sequence[merkle.NodeKey]],
-                     nodes: Mapping[merkle.NodeKey, bytes]) -> tuple[bytes, list[bytes]]:
-    """``(leaf hash, proof)`` of record ``seq`` from the nodes :func:`plan_nodes` names."""
-    leaf = nodes.get((0, seq))
-    if leaf is None or len(leaf) != merkle.HASH_SIZE:
-        raise IntegrityError(f"Merkle node (level=0, index={seq}) is missing from the store or malformed")
-    return leaf, merkle.proof_from_plan(plan, nodes)
+class ProofPlan:
+    """The stored nodes record ``seq``'s inclusion proof in the tree of ``size`` is made of, and how.
+
+    With a :class:`NodeCache` that holds the proof's hashes from :data:`TAIL_LEVEL` up (the *tail*, shared by
+    the 256 records below one node of that level), only the levels below it are planned; otherwise the whole
+    proof is, and its tail is kept once made (:meth:`proof`).
+    """
+
+    __slots__ = ("_cache", "_low", "plan", "seq", "size", "tail")
+
+    def __init__(self, seq: int, size: int, cache: NodeCache | None = None) -> None:
+        self.seq, self.size, self._cache = seq, size, cache
+        self.tail = None if cache is None else cache.tail(seq, size)
+        if self.tail is not None:
+            self.plan = merkle.inclusion_plan(seq, size, levels=(0, TAIL_LEVEL))
+            self._low = len(self.plan)
+        elif cache is None:
+            self.plan = merkle.inclusion_plan(seq, size)
+            self._low = len(self.plan)
+        else:
+            low = merkle.inclusion_plan(seq, size, levels=(0, TAIL_LEVEL))
+            self._low = len(low)
+            self.plan = low + merkle.inclusion_plan(seq, size, levels=(TAIL_LEVEL, None))
+
+    def nodes(self) -> list[merkle.NodeKey]:
+        """The stored nodes :meth:`proof` needs: the leaf, then the plan's."""
+        return [(0, self.seq), *(key for keys in self.plan for key in keys)]
+
+    def proof(self, nodes: Mapping[merkle.NodeKey, bytes]) -> tuple[bytes, list[bytes]]:
+        """``(leaf hash, proof)`` from the nodes :meth:`nodes` names."""
+        leaf = nodes.get((0, self.seq))
+        if leaf is None or len(leaf) != merkle.HASH_SIZE:
+            raise IntegrityError(f"Merkle node (level=0, index={self.seq}) is missing from the store or malformed")
+        hashes = merkle.proof_from_plan(self.plan, nodes)
+        if self.tail is not None:
+            hashes.extend(self.tail)
+        elif self._cache is not None:
+            self._cache.keep_tail(self.seq, self.size, hashes[self._low:])
+        return leaf, hashes
 
 
 Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
@@ -350,6 +405,23 @@ class AsyncReads:
             out.append([dict(zip(names, row, strict=True)) for row in rows])
         return out
 
+    async def each(self, stmt: Select[Any], columns: Sequence[str],
+                   labels: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """The one row for each of ``labels`` of a statement that answers many at once: ``stmt`` takes an
+        array parameter per name in ``columns`` (the labels' values at that position) and returns one row per
+        label, in the order given, numbered from 1 in its column ``n``. One statement, one snapshot."""
+        if not self.idle:
+            raise RuntimeError("each() inside a snapshot: use round()")
+        sql, args = self._query(stmt, {name: [label[i] for label in labels] for i, name in enumerate(columns)})
+        cursor = self._conn.cursor()
+        await cursor.execute(sql, args)
+        rows = await cursor.fetchall()
+        names = tuple(column.name for column in cursor.description or ())
+        out = [dict(zip(names, row, strict=True)) for row in rows]
+        if [row["n"] for row in out] != list(range(1, len(labels) + 1)):
+            raise IntegrityError("a statement for many labels did not answer each label once, in order")
+        return out
+
     async def round(self, requests: Sequence[Request], *, last: bool = False) -> list[list[dict[str, Any]]]:
         """The rows of each statement (a prebuilt SELECT with its parameters, or a constant SQL text)."""
         conn = self._conn
@@ -369,25 +441,27 @@ class AsyncReads:
         return [await cursor.fetchall() for cursor in cursors]
 
 
-class _Batches:
-    """Single statements of concurrent scans, sent together: while :data:`IN_FLIGHT` batches are at the
-    database, the statements asked for meanwhile wait, then go as the next batch in one pipeline on one
-    connection (:meth:`AsyncReads.together`). Under load a scan's statement then costs a share of one
-    write and one wait instead of its own; with few scans, each goes at once. An error fails the whole
-    batch it was in."""
+class _Batches(Generic[_Ask, _Answer]):
+    """Requests of concurrent scans, sent together: while :data:`IN_FLIGHT` batches are at the database, the
+    requests made meanwhile wait, then go as the next batch on one connection (``send``: one pipeline of
+    statements, or one statement for many labels). Under load a scan's read then costs a share of one write
+    and one wait instead of its own; with few scans, each goes at once. An error fails the whole batch it
+    was in."""
 
     IN_FLIGHT = 2
 
-    def __init__(self, connections: _AsyncConnections, dialect: Dialect) -> None:
+    def __init__(self, connections: _AsyncConnections, dialect: Dialect,
+                 send: Callable[[AsyncReads, list[_Ask]], Awaitable[list[_Answer]]]) -> None:
         self._connections = connections
         self._dialect = dialect
-        self._pending: list[tuple[Request, asyncio.Future[list[dict[str, Any]]]]] = []
+        self._send = send
+        self._pending: list[tuple[_Ask, asyncio.Future[_Answer]]] = []
         self._running = 0
         self._tasks: set[asyncio.Future[None]] = set()
 
-    async def rows(self, stmt: Select[Any], params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._pending.append(((stmt, params), future))
+    async def ask(self, request: _Ask) -> _Answer:
+        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
         if self._running < self.IN_FLIGHT:
             self._running += 1
             task = asyncio.ensure_future(self._drain())
@@ -401,7 +475,7 @@ class _Batches:
                 batch, self._pending = self._pending, []
                 try:
                     async with self._connections.borrow(self._dialect) as reads:
-                        answers = await reads.together([request for request, _ in batch])
+                        answers = await self._send(reads, [request for request, _ in batch])
                 except BaseException as exc:
                     for _, future in batch:
                         if not future.done():
@@ -409,9 +483,9 @@ class _Batches:
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for (_, future), rows in zip(batch, answers, strict=True):
+                    for (_, future), answer in zip(batch, answers, strict=True):
                         if not future.done():
-                            future.set_result(rows)
+                            future.set_result(answer)
         finally:
             self._running -= 1
 
@@ -428,8 +502,7 @@ class _AsyncConnections:
     @asynccontextmanager
     async def borrow(self, dialect: Dialect) -> AsyncIterator[AsyncReads]:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(self._conninfo,
-                                                                                            autocommit=True)
+            conn = self._idle.pop() if self._idle else await self._connect()
             reads = AsyncReads(conn, dialect)
             try:
                 yield reads
@@ -440,6 +513,14 @@ class _AsyncConnections:
                     self._idle.append(conn)
                 else:
                     await conn.close()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        # Every statement here is an indexed read built once, prepared by psycopg after a few runs: a generic
+        # plan serves each as well as a custom one, and one for many labels (AsyncReads.each) would otherwise
+        # be planned afresh at every run (custom plans look cheaper for arrays of known length).
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        return conn
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
@@ -464,7 +545,8 @@ class SnapshotReads:
         self.db = db
         self._async_limit = async_connections
         self._async: _AsyncConnections | None = None
-        self._batches: _Batches | None = None
+        self._batches: _Batches[Request, list[dict[str, Any]]] | None = None
+        self._each: dict[int, _Batches[tuple[Any, ...], dict[str, Any]]] = {}
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
@@ -555,7 +637,8 @@ class SnapshotReads:
         connections = self._async
         if connections is None or connections.loop is not asyncio.get_running_loop():
             connections = self._async = _AsyncConnections(self._conninfo(), self._async_limit)
-            self._batches = _Batches(connections, self.db.reader.dialect)
+            self._batches = _Batches(connections, self.db.reader.dialect, AsyncReads.together)
+            self._each = {}
         return connections
 
     def async_reads(self) -> AbstractAsyncContextManager[AsyncReads]:
@@ -568,7 +651,22 @@ class SnapshotReads:
         for at the same time (PostgreSQL only; see :class:`_Batches`)."""
         self._connections()
         assert self._batches is not None
-        return await self._batches.rows(stmt, params)
+        return await self._batches.ask((stmt, params))
+
+    async def batched_each(self, stmt: Select[Any], columns: tuple[str, ...], label: tuple[Any, ...]
+                           ) -> dict[str, Any]:
+        """The row for ``label`` of a statement that answers many labels at once (see :meth:`AsyncReads.each`),
+        sent once for the labels other scans ask for at the same time (PostgreSQL only; see :class:`_Batches`)."""
+        self._connections()
+        batches = self._each.get(id(stmt))
+        if batches is None:
+            assert self._async is not None
+
+            async def send(reads: AsyncReads, labels: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+                return await reads.each(stmt, columns, labels)
+
+            batches = self._each[id(stmt)] = _Batches(self._async, self.db.reader.dialect, send)
+        return await batches.ask(label)
 
     async def aclose(self) -> None:
         """Close the asyncio connections (in the loop that opened them), then the rest (:meth:`close`)."""
@@ -627,9 +725,11 @@ __all__ = [
     "LATEST_CHECKPOINT",
     "NODE_QUERY_STEP",
     "SIZE_SQL",
+    "TAIL_LEVEL",
     "AsyncReads",
     "LogSize",
     "NodeCache",
+    "ProofPlan",
     "RawReader",
     "Request",
     "SnapshotReads",
@@ -641,8 +741,6 @@ __all__ = [
     "nodes_read",
     "nodes_request",
     "own_path",
-    "plan_nodes",
-    "proof_from_nodes",
     "read_nodes",
     "size_of",
     "warm_node_cache",

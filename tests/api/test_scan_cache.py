@@ -559,6 +559,54 @@ def test_concurrent_scan_statements_go_in_batches_and_each_gets_its_own_rows(sho
     _run_closing(reads, check)
 
 
+def test_concurrent_scans_share_one_statement_for_their_labels(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the labels of scans asked for together are read by one statement (an array of labels, a
+    lateral scan each): every label gets exactly the row the scan's one statement reads for it alone,
+    whatever the batch (unknown parts, one label twice); a statement whose rows do not answer each label once,
+    in order, is refused."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from ledger.errors import IntegrityError
+    from ledger.resolve import _LABEL_ARRAYS, _LABELS, _Q_SCAN, _Q_SCAN_MANY
+    from ledger.storage.proof_reads import AsyncReads
+
+    _postgres_only(shop)
+    for k in range(30):
+        shop.commission(f"ARR{k}K1")
+    reads = SnapshotReads(shop.world.ledger.db)
+    serials = [f"ARR{k}K1" for k in range(30)] + [case[0] for case in CASES] + ["ARR3K1", "NOPE9"]
+    labels = [(GTIN, serial, f"part:{GTIN}:{serial}") for serial in serials]
+    statements: list[int] = []
+    each = AsyncReads.each
+
+    async def counted(self: AsyncReads, stmt: Any, columns: Any, batch: Any) -> Any:
+        statements.append(len(batch))
+        return await each(self, stmt, columns, batch)
+
+    monkeypatch.setattr(AsyncReads, "each", counted)
+
+    async def check() -> None:
+        answers = await asyncio.gather(*(reads.batched_each(_Q_SCAN_MANY, _LABEL_ARRAYS, label) for label in labels))
+        assert sum(statements) == len(labels) and len(statements) < len(labels), statements
+        async with reads.async_reads() as db:
+            single = [{"gtin": gtin, "serial": serial, "subject": about} for gtin, serial, about in labels]
+            alone = [(await db.together([(_Q_SCAN["postgresql"], p)]))[0][0] for p in single]
+            assert [{k: v for k, v in row.items() if k != "n"} for row in answers] == alone
+            known = [row["last_seq"] is not None for row in answers]
+            assert known == [s not in ("NEW0K1", "NOPE9") for s in serials]
+            assert answers[-2] == {**answers[3], "n": answers[-2]["n"]}
+            reordered = await db.each(_Q_SCAN_MANY, _LABEL_ARRAYS, labels[::-1])
+            assert [row["n"] for row in reordered] == list(range(1, len(labels) + 1))
+            assert [row["last_seq"] for row in reordered] == [row["last_seq"] for row in answers[::-1]]
+            skipping = select(_LABELS.c.n).select_from(_LABELS).where(_LABELS.c.n > 1).order_by(_LABELS.c.n)
+            with pytest.raises(IntegrityError):
+                await db.each(skipping, _LABEL_ARRAYS, labels[:3])
+
+    _run_closing(reads, check)
+
+
 def test_server_start_fills_the_node_cache_with_the_upper_levels(api_factory: Any, shop: Shop,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """At start the server loads the stored nodes every proof shares (the levels the scan's statement does not

@@ -25,6 +25,7 @@ from ledger.merkle import (
     decode_hash,
     decode_proof,
     encode_proof,
+    inclusion_plan,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -567,3 +568,49 @@ def test_proof_base64_round_trip() -> None:
 def test_decode_proof_rejects_malformed(bad: Any) -> None:
     with pytest.raises(InvalidInput):
         decode_proof(bad)
+
+
+# --------------------------------------------------------------------------- proofs in parts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2**40), st.data())
+def test_plans_of_a_low_and_a_high_level_range_make_the_whole_plan(size: int, data: st.DataObject) -> None:
+    index = data.draw(st.integers(0, size - 1))
+    split = data.draw(st.integers(0, 44))
+    whole = inclusion_plan(index, size)
+    low = inclusion_plan(index, size, levels=(0, split))
+    high = inclusion_plan(index, size, levels=(split, None))
+    assert low + high == whole
+    assert all(key[0] < split for keys in low for key in keys)
+
+
+def test_proofs_with_kept_tails_are_the_proofs() -> None:
+    """A :class:`ProofPlan` with a node cache keeps each proof's hashes from TAIL_LEVEL up by that level's
+    node and the tree's size, and the next proof below the same node plans only the levels beneath: every
+    proof is still the RFC's, and verifies against the root; the tail of another size is never used."""
+    from ledger.storage.proof_reads import TAIL_LEVEL, NodeCache, ProofPlan
+
+    assert MAX_N > 1 << TAIL_LEVEL  # some records share a tail, some trees have two
+    cache = NodeCache(tails=64)
+    planned: list[int] = []
+    for n in (MAX_N, MAX_N - 1, 1 << TAIL_LEVEL, (1 << TAIL_LEVEL) + 1):
+        root = STORE.root(n)
+        for i in range(n):
+            plan = ProofPlan(i, n, cache)
+            planned.append(len(plan.plan))
+            leaf, proof = plan.proof(STORE.get(plan.nodes()))
+            assert leaf == LEAF_HASHES[i]
+            assert proof == ref_path(i, 0, n), (i, n)
+            verify_inclusion(leaf, i, n, proof, root)
+            first_below_node = i & ((1 << TAIL_LEVEL) - 1) == 0
+            assert (plan.tail is None) == first_below_node, (i, n)
+    assert min(planned) < max(planned)
+    assert len(cache._tails) == 2 + 2 + 1 + 2
+    # Without a cache, or with a cache of one tail, the same proofs.
+    small = NodeCache(tails=1)
+    for i in (0, 255, 256, 299, 3, 260, 7):
+        for keeper in (None, small):
+            plan = ProofPlan(i, MAX_N, keeper)
+            assert plan.proof(STORE.get(plan.nodes()))[1] == ref_path(i, 0, MAX_N)
+    assert len(small._tails) == 1
