@@ -107,7 +107,9 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     """The JSON verdict, rendered as the bytes of the freshly computed verdict would be.
 
     A label scanned again at an unchanged log size is answered from the cache
-    after one size read. On a local SQLite file the reads (microseconds to a
+    after one size read, while such repeats are common (``VerdictCache.probe_pays``;
+    otherwise the verdict's statement reads the size and finds a cached verdict
+    just as well). On a local SQLite file the reads (microseconds to a
     few hundred of them) run on the event loop: the process is bound by one
     interpreter lock anyway, and a thread hop per scan costs more than it
     frees (:func:`~ledger.resolve.scan_facts_fast`). On PostgreSQL the size
@@ -121,18 +123,25 @@ async def _json_verdict(request: Request, link: PartLink, *, base: str, workshop
     reads = _snapshot_reads(request)
     now = utc_now()
     facts: CachedVerdict | None = None
+    counted = False
     try:
-        size = await reads.size_async()
-        facts = cache.get(VerdictCache.key(link, base, size))
-        if facts is None and reads.local:
-            facts = scan_facts_fast(ledger, link, resolver_base=base, cache=cache, reads=reads)
-        elif facts is None and reads.postgres:
-            facts = await scan_facts_async(ledger, link, resolver_base=base, cache=cache, reads=reads)
+        if cache.probe_pays:
+            size = await reads.size_async()
+            # A miss is counted by the look-up that follows it (below): one count per scan.
+            facts = cache.get(VerdictCache.key(link, base, size), count=False)
+            if facts is not None:
+                cache.count_hit()
+        if facts is None and (reads.local or reads.postgres):
+            counted = True  # the one-statement paths count the scan's look-up
+            if reads.local:
+                facts = scan_facts_fast(ledger, link, resolver_base=base, cache=cache, reads=reads)
+            else:
+                facts = await scan_facts_async(ledger, link, resolver_base=base, cache=cache, reads=reads)
     except (sqlite3.OperationalError, psycopg.Error):  # e.g. busy beyond a short timeout: take the full path
         facts = None
     if facts is None:
-        facts = await run_in_threadpool(scan_facts, ledger, link, resolver_base=base, cache=cache,
-                                        reads=None if reads.local else reads)
+        facts = await run_in_threadpool(functools.partial(scan_facts, count=not counted), ledger, link,
+                                        resolver_base=base, cache=cache, reads=None if reads.local else reads)
     authorization = None
     if workshop is not None:
         authorization = await run_in_threadpool(scan_authorization, ledger, link, workshop=workshop,

@@ -67,6 +67,55 @@ def test_cached_bytes_are_the_rendering_of_a_fresh_verdict(client: TestClient, s
         assert response.headers["vary"] == "Accept, Accept-Language"
 
 
+def test_scans_read_the_size_first_only_while_repeats_are_common(api_factory: Any, shop: Shop,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan reads the log's size on its own first only while most recent look-ups hit; either way each scan
+    counts one look-up, a repeated label is answered from the cache, and the answer is the fresh one."""
+    from api.settings import ApiLimits
+
+    client = api_factory(limits=ApiLimits(scan_rate_per_minute=10**6, scan_burst=10**6))
+    cache = VerdictCache()
+    assert cache.hit_rate == 0.0 and not cache.probe_pays
+    for _ in range(VerdictCache.HIT_RATE_SPAN):
+        cache.count_hit()
+    assert cache.probe_pays and 0.5 < cache.hit_rate < 1.0
+    for _ in range(VerdictCache.HIT_RATE_SPAN):
+        cache.get(("no", "such", "key"))  # type: ignore[arg-type]
+    assert not cache.probe_pays and cache.misses == VerdictCache.HIT_RATE_SPAN
+
+    probes: list[int] = []
+    size_async = SnapshotReads.size_async
+
+    async def counted(self: SnapshotReads) -> Any:
+        probes.append(1)
+        return await size_async(self)
+
+    monkeypatch.setattr(SnapshotReads, "size_async", counted)
+    served: VerdictCache = client.app.state.verdict_cache  # type: ignore[attr-defined]
+    path = shop.label("GEN0K1")
+    fresh = _fresh(shop, path)
+    answers = [client.get(path, headers=JSON) for _ in range(80)]
+    for response in answers:
+        assert response.status_code == 200
+        _same_but_time(response.json(), fresh)
+    assert served.misses == 1 and served.hits == 79, "one look-up counted per scan"
+    assert served.probe_pays and 0 < len(probes) < 80, "no probe while repeats were rare, probes once common"
+    before = len(probes)
+    for serial, lot, *_ in CASES:  # new labels: misses, until probing no longer pays
+        for _ in range(3):
+            client.get(shop.label(serial, lot), headers=JSON)
+    assert len(probes) > before
+    while served.probe_pays:
+        shop.world.append(shop.riyadh, "part.install", {"gtin": GTIN, "serial": "GEN0K1", "vehicle": vehicle(8)})
+        client.get(shop.label("CLN0K1"), headers=JSON)
+        shop.world.append(shop.riyadh, "part.remove", {"gtin": GTIN, "serial": "GEN0K1", "vehicle": vehicle(8)})
+        client.get(shop.label("CLN0K1"), headers=JSON)
+    before = len(probes)
+    changed = client.get(path, headers=JSON)
+    assert len(probes) == before, "a scan after mostly misses reads no size first"
+    _same_but_time(changed.json(), _fresh(shop, path))
+
+
 def test_cached_response_changes_with_an_append_to_the_part(client: TestClient, shop: Shop) -> None:
     path = shop.label("GEN0K1")
     before = scan(client, path)
