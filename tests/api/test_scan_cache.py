@@ -622,10 +622,11 @@ def test_concurrent_scans_share_one_statement_for_their_labels(shop: Shop, monke
     from ledger.storage.proof_reads import AsyncReads
 
     _postgres_only(shop)
-    for k in range(30):
-        shop.commission(f"ARR{k}K1")
+    odd = ['Q"1,2', "Q'3%&", "Q(4)*+/;<=>?_"]  # GS1 serial characters that an array literal would have to quote
+    for serial in [f"ARR{k}K1" for k in range(30)] + odd:
+        shop.commission(serial)
     reads = SnapshotReads(shop.world.ledger.db)
-    serials = [f"ARR{k}K1" for k in range(30)] + [case[0] for case in CASES] + ["ARR3K1", "NOPE9"]
+    serials = [f"ARR{k}K1" for k in range(30)] + [case[0] for case in CASES] + ["ARR3K1", "NOPE9", *odd]
     labels = [(GTIN, serial, f"part:{GTIN}:{serial}") for serial in serials]
     statements: list[int] = []
     each = AsyncReads.each
@@ -645,7 +646,9 @@ def test_concurrent_scans_share_one_statement_for_their_labels(shop: Shop, monke
             assert [{k: v for k, v in row.items() if k != "n"} for row in answers] == alone
             known = [row["last_seq"] is not None for row in answers]
             assert known == [s not in ("NEW0K1", "NOPE9") for s in serials]
-            assert answers[-2] == {**answers[3], "n": answers[-2]["n"]}
+            assert all(row["last_seq"] is not None for row in answers[-len(odd):])
+            again = serials.index("ARR3K1", 31)
+            assert answers[again] == {**answers[3], "n": answers[again]["n"]}
             reordered = await db.each(_Q_SCAN_MANY, _LABEL_ARRAYS, labels[::-1])
             assert [row["n"] for row in reordered] == list(range(1, len(labels) + 1))
             assert [row["last_seq"] for row in reordered] == [row["last_seq"] for row in answers[::-1]]
