@@ -287,7 +287,8 @@ _LABELS = (func.unnest(bindparam("gtins", type_=ARRAY(String)), bindparam("seria
            .table_valued("gtin", "serial", "subject", with_ordinality="n").render_derived(name="labels"))
 _SCAN_EACH = _scan_statement("postgresql", _LABELS).lateral("scan")
 #: :data:`_Q_SCAN` for several labels at once, on PostgreSQL: one row each, in the order of the arrays
-#: ``gtins``, ``serials`` and ``subjects``. Concurrent scans share it (:meth:`SnapshotReads.batched_scan`).
+#: ``gtins``, ``serials`` and ``subjects``. Concurrent scans share it
+#: (:meth:`~ledger.storage.proof_reads.SnapshotReads.batched_each`).
 _LABEL_ARRAYS = ("gtins", "serials", "subjects")
 _Q_SCAN_MANY = (select(_LABELS.c.n, *_SCAN_EACH.c).select_from(_LABELS.join(_SCAN_EACH, true()))
                 .order_by(_LABELS.c.n))
