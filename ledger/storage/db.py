@@ -45,7 +45,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size: int) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size: int,
+                   cache_kib: int | None = None) -> Engine:
+    """``cache_kib``: each connection's page cache (SQLite's default of about 2 MiB when ``None``)."""
     if ":memory:" in url:
         engine = create_engine(url)
     else:
@@ -65,7 +67,8 @@ def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -73,6 +76,10 @@ def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int, pool_size
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+#: The SQLite writer connections' page cache, in KiB.
+WRITER_CACHE_KIB = 65_536
 
 
 class Database:
@@ -98,8 +105,11 @@ class Database:
             # concurrency (a negative control): in WAL mode the stale writers fail with "database is locked".
             # Appends take turns (BEGIN IMMEDIATE; group commit gives one writer per process), so the
             # writer needs few connections; readers run side by side.
+            # The writer's page cache holds the index pages a batch's random keys (entry ids, hashes) touch;
+            # readers read what the operating system's cache holds, and a whole-log read (verify, export) keeps
+            # a small, fixed footprint whatever the log's size.
             self.writer = _sqlite_engine(self.url, immediate=not deferred_sqlite_writes,
-                                         busy_timeout_ms=busy_timeout_ms, pool_size=2)
+                                         busy_timeout_ms=busy_timeout_ms, pool_size=2, cache_kib=WRITER_CACHE_KIB)
             self.reader = _sqlite_engine(self.url, immediate=False, busy_timeout_ms=busy_timeout_ms,
                                          pool_size=pool_size)
         elif self.dialect == "postgresql":

@@ -138,3 +138,19 @@ def test_helpers_only_for_large_jobs_on_idle_cpus(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert default_workers(records) == expected
+
+
+def test_only_the_sqlite_writer_keeps_a_large_page_cache(tmp_path: os.PathLike[str]) -> None:
+    """Appends keep the index pages of a batch's random keys cached; a whole-log read (verify, export) reads
+    through the small default cache, so its memory does not grow with the log."""
+    from ledger.storage.db import WRITER_CACHE_KIB
+
+    db = Database(f"sqlite:///{tmp_path}/cache.sqlite3")
+    try:
+        with db.writer.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -WRITER_CACHE_KIB
+        with db.reader.connect() as conn:
+            reader_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        assert reader_cache is not None and abs(int(reader_cache)) * (1024 if reader_cache < 0 else 4096) <= 4 << 20
+    finally:
+        db.dispose()
