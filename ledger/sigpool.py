@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,14 +116,37 @@ PARALLEL_MIN_RECORDS = 20_000
 def default_workers(records: int) -> int:
     """Helper processes for ``records`` signatures: one fewer than the CPUs, if that many are idle.
 
-    None for small jobs, and none on a machine whose run queue already fills its CPUs (load average):
+    None for small jobs, and none on a machine whose CPUs other work keeps busy (:func:`busy_cpus`):
     helpers then only take turns with this process and add the cost of the pipes.
     """
     cpus = os.cpu_count() or 1
     if records < PARALLEL_MIN_RECORDS or cpus < 2:
         return 0
-    idle = cpus - os.getloadavg()[0]
-    return max(0, min(cpus - 1, int(idle)))
+    idle = cpus - busy_cpus()
+    return max(0, min(cpus - 1, int(idle + 0.25)))  # a CPU three-quarters idle is worth a helper
+
+
+def busy_cpus(sample_seconds: float = 0.1) -> float:
+    """How many CPUs other work keeps busy now: on Linux the busy share of every CPU's time over a short sample
+    (``/proc/stat``; this process sleeps meanwhile), elsewhere the one-minute load average. The load average
+    also counts work that has just ended (building the very log about to be checked, say)."""
+    try:
+        before = _cpu_ticks()
+        time.sleep(sample_seconds)
+        after = _cpu_ticks()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    total = after[0] - before[0]
+    if total <= 0:
+        return os.getloadavg()[0]
+    return (os.cpu_count() or 1) * (1.0 - (after[1] - before[1]) / total)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """``(all, idle)`` CPU time of every CPU since boot, in ticks (idle includes waiting for I/O)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]  # user … steal; guest is within user
+    return sum(fields), fields[3] + fields[4]
 
 
 class SignaturePool:
@@ -310,5 +334,6 @@ if __name__ == "__main__":
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
-__all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "default_workers",
+__all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "busy_cpus",
+           "default_workers",
            "serve", "shared_pool", "start_shared_pool", "verify_items", "widen_pipe"]

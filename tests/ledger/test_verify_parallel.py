@@ -131,13 +131,39 @@ def test_the_pool_passes_good_signatures_and_refuses_malformed_keys() -> None:
 
 @pytest.mark.parametrize(("records", "cpus", "load", "expected"), [
     (PARALLEL_MIN_RECORDS - 1, 8, 0.0, 0), (PARALLEL_MIN_RECORDS, 1, 0.0, 0), (PARALLEL_MIN_RECORDS, 2, 0.2, 1),
-    (10**6, 8, 0.5, 7), (10**6, 8, 5.5, 2), (10**6, 2, 1.5, 0), (10**6, 2, 4.0, 0),
+    (10**6, 8, 0.5, 7), (10**6, 8, 5.5, 2), (10**6, 2, 1.2, 1), (10**6, 2, 1.3, 0), (10**6, 2, 4.0, 0),
 ])
 def test_helpers_only_for_large_jobs_on_idle_cpus(monkeypatch: pytest.MonkeyPatch, records: int, cpus: int,
                                                   load: float, expected: int) -> None:
+    from ledger import sigpool
+
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(sigpool, "busy_cpus", lambda: load)
     assert default_workers(records) == expected
+
+
+def test_busy_cpus_sees_work_running_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The busy CPUs are sampled now: a process spinning meanwhile counts, and the count stays within the
+    machine's CPUs; without /proc/stat the load average answers."""
+    import subprocess
+    import sys
+
+    from ledger import sigpool
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = sigpool.busy_cpus(0.3)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert 0.5 <= busy <= (os.cpu_count() or 1)
+
+    def no_proc() -> tuple[int, int]:
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(sigpool, "_cpu_ticks", no_proc)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.75, 1.0, 1.0))
+    assert sigpool.busy_cpus() == 1.75
 
 
 def test_only_the_sqlite_writer_keeps_a_large_page_cache(tmp_path: os.PathLike[str]) -> None:
