@@ -280,6 +280,8 @@ def _scan_statement(dialect: str, labels: FromClause | None = None) -> Select[An
             .select_from(_SIZE_ROW.outerjoin(facts, true())))
 
 
+# PostgreSQL runs the statement for many labels below; its one-label form is what each label's row of that
+# statement must equal (the tests compare them).
 _Q_SCAN = {name: _scan_statement(name) for name in ("postgresql", "sqlite")}
 #: The labels of :data:`_Q_SCAN_MANY`, in the order given (``n`` counts from 1).
 _LABELS = (func.unnest(bindparam("gtins", type_=ARRAY(String)), bindparam("serials", type_=ARRAY(String)),

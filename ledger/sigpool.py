@@ -335,5 +335,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["PARALLEL_MIN_BATCH", "PARALLEL_MIN_RECORDS", "SignaturePool", "batch_helpers_enabled", "busy_cpus",
-           "default_workers",
-           "serve", "shared_pool", "start_shared_pool", "verify_items", "widen_pipe"]
+           "default_workers", "serve", "shared_pool", "start_shared_pool", "verify_items", "widen_pipe"]

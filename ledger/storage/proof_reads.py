@@ -319,16 +319,9 @@ class ProofPlan:
     def __init__(self, seq: int, size: int, cache: NodeCache | None = None) -> None:
         self.seq, self.size, self._cache = seq, size, cache
         self.tail = None if cache is None else cache.tail(seq, size)
-        if self.tail is not None:
-            self.plan = merkle.inclusion_plan(seq, size, levels=(0, TAIL_LEVEL))
-            self._low = len(self.plan)
-        elif cache is None:
-            self.plan = merkle.inclusion_plan(seq, size)
-            self._low = len(self.plan)
-        else:
-            low = merkle.inclusion_plan(seq, size, levels=(0, TAIL_LEVEL))
-            self._low = len(low)
-            self.plan = low + merkle.inclusion_plan(seq, size, levels=(TAIL_LEVEL, None))
+        low = merkle.inclusion_plan(seq, size, levels=(0, TAIL_LEVEL))
+        self._low = len(low)
+        self.plan = low if self.tail is not None else low + merkle.inclusion_plan(seq, size, levels=(TAIL_LEVEL, None))
 
     def nodes(self) -> list[merkle.NodeKey]:
         """The stored nodes :meth:`proof` needs: the leaf, then the plan's."""
@@ -348,8 +341,18 @@ class ProofPlan:
 
 
 Request = tuple[Select[Any] | str, Mapping[str, Any] | None]
-#: The result column names of each statement :meth:`AsyncReads.together` has run (a statement's columns are fixed).
+#: The result column names of each statement :func:`_dict_rows` has read (a statement's columns are fixed).
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+async def _dict_rows(sql: str, cursor: psycopg.AsyncCursor[Any]) -> list[dict[str, Any]]:
+    """The rows of ``cursor``, which ran ``sql``, as dicts (tuple rows: a dict row factory looks the column
+    names up for every row; here they are looked up once per statement)."""
+    rows = await cursor.fetchall()
+    names = _COLUMN_NAMES.get(sql)
+    if names is None:
+        names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 class AsyncReads:
@@ -393,17 +396,10 @@ class AsyncReads:
         cursors = []
         async with conn.pipeline():
             for sql, args in queries:
-                cursor = conn.cursor()  # tuple rows: a dict row factory looks the column names up for every row
+                cursor = conn.cursor()  # tuple rows (see _dict_rows)
                 await cursor.execute(sql, args)
                 cursors.append(cursor)
-        out = []
-        for (sql, _), cursor in zip(queries, cursors, strict=True):
-            rows = await cursor.fetchall()
-            names = _COLUMN_NAMES.get(sql)
-            if names is None:
-                names = _COLUMN_NAMES[sql] = tuple(column.name for column in cursor.description or ())
-            out.append([dict(zip(names, row, strict=True)) for row in rows])
-        return out
+        return [await _dict_rows(sql, cursor) for (sql, _), cursor in zip(queries, cursors, strict=True)]
 
     async def each(self, stmt: Select[Any], columns: Sequence[str],
                    labels: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -415,9 +411,7 @@ class AsyncReads:
         sql, args = self._query(stmt, {name: [label[i] for label in labels] for i, name in enumerate(columns)})
         cursor = self._conn.cursor()
         await cursor.execute(sql, args)
-        rows = await cursor.fetchall()
-        names = tuple(column.name for column in cursor.description or ())
-        out = [dict(zip(names, row, strict=True)) for row in rows]
+        out = await _dict_rows(sql, cursor)
         if [row["n"] for row in out] != list(range(1, len(labels) + 1)):
             raise IntegrityError("a statement for many labels did not answer each label once, in order")
         return out
