@@ -166,12 +166,30 @@ def canonical_bytes_reference(value: JSONValue) -> bytes:
     return rfc8785.dumps(value)
 
 
+def canonical_value(data: bytes) -> JSONValue | None:
+    """The value of ``data`` if ``data`` is, byte for byte, the fast path's canonical bytes of it; else ``None``
+    (which says nothing: such bytes may still be canonical, or be wrong in a way :func:`parse_json` names).
+
+    ``orjson`` parses, and the value's canonical bytes are compared with ``data``. Equal bytes leave nothing
+    for the strict parser to refuse: a duplicate key would have been dropped (shorter bytes), and the fast
+    path writes no BOM, constant, float, unsafe integer, escaped surrogate or deeper nesting than allowed.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if _fast_bytes(value) == data else None
+
+
 def parse_canonical(data: bytes) -> JSONValue:
     """Parse stored bytes that must be exactly canonical (:func:`parse_json` rules, then RFC 8785 form).
 
     Raises :class:`InvalidInput` (code ``invalid_json``, or ``integrity`` for well-formed JSON in any
     other form: other key order, whitespace, escapes or number spelling).
     """
+    quick = canonical_value(data)
+    if quick is not None:
+        return quick
     value = parse_json(data)
     if canonical_bytes(value) != data:
         raise InvalidInput("bytes are not in RFC 8785 canonical form", code="integrity")
@@ -261,6 +279,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "canonical_bytes",
     "canonical_bytes_reference",
+    "canonical_value",
     "float_free_json",
     "parse_canonical",
     "parse_json",

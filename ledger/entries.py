@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.canonical import MAX_SAFE_INTEGER, canonical_bytes, parse_json
+from ledger.canonical import MAX_SAFE_INTEGER, canonical_bytes, canonical_value, parse_json
 from ledger.errors import InvalidInput
 from ledger.keys import KeyPair, b64decode, b64encode, b64url_encode, verify_signature
 
@@ -290,10 +290,13 @@ def parse_record_json(raw: bytes) -> tuple[Record, dict[str, Any]]:
     what lies between that head and the canonical bytes of the other members, which are computed
     and checked against the end of ``raw`` before the slice is taken.
     """
-    data = parse_json(raw)
+    data = canonical_value(raw)  # canonical bytes (all that a log stores) are parsed and checked at once
+    checked = data is not None
+    if not checked:
+        data = parse_json(raw)
     if not isinstance(data, dict) or set(data.keys()) != RECORD_FIELDS:
         raise InvalidInput("record: expected fields v, seq, prev, logged, entry, sig", code="integrity")
-    if canonical_bytes(data) != raw:
+    if not checked and canonical_bytes(data) != raw:
         raise InvalidInput("record: bytes are not in canonical form", code="integrity")
     if data["v"] != FORMAT_VERSION or not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
         raise InvalidInput("record: bad version or sequence number", code="integrity")

@@ -18,6 +18,7 @@ from ledger.canonical import (
     _fast_bytes,
     canonical_bytes,
     canonical_bytes_reference,
+    canonical_value,
     parse_canonical,
     parse_json,
 )
@@ -278,6 +279,37 @@ def test_depth_limit_is_the_same_on_both_paths() -> None:
 def test_parse_canonical_refuses_non_canonical_spellings(raw: bytes) -> None:
     with pytest.raises(InvalidInput):
         parse_canonical(raw)
+
+
+@SETTINGS
+@given(ANY_JSON)
+def test_canonical_value_returns_the_value_of_canonical_bytes_or_defers(value: Any) -> None:
+    raw = rfc8785.dumps(value)
+    quick = canonical_value(raw)
+    assert quick is None or (quick == value and parse_json(raw) == quick)
+    if _fast_bytes(value) is not None:  # ASCII keys: the quick parse vouches for the bytes itself
+        assert quick == value
+
+
+@SETTINGS
+@given(ANY_JSON)
+def test_canonical_value_never_vouches_for_other_spellings(value: Any) -> None:
+    raw = rfc8785.dumps(value)
+    for other in {json.dumps(value).encode(), json.dumps(value, sort_keys=True).encode(),
+                  json.dumps(value, separators=(",", ":"), sort_keys=True).encode(), b" " + raw, raw + b"\n"}:
+        if other != raw:
+            assert canonical_value(other) is None
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1,"a":1}', b'{"a":01}', b'{"a":1.0}', b'{"a":1.5}', b'{"a":1e0}', b'{"a":-0}',
+                                 b'{"a":"\\u0041"}', b'{"a":"\\/"}', b'{"a":"\\u001F"}', b'["\\u00e9"]',
+                                 b'{"a":true }', b'\xef\xbb\xbf{}', b'{"b":1,"a":2}', b'[9007199254740992]',
+                                 b'[-9007199254740992]', b'[18446744073709551616]', b'["\\ud800"]', b'[NaN]',
+                                 b'["\xff"]', b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b"", b"{"])
+def test_canonical_value_defers_whatever_the_strict_parser_would_refuse(raw: bytes) -> None:
+    """Bytes that are not canonical, or that :func:`parse_json` refuses, are never vouched for (``None``):
+    duplicates, floats, unsafe integers, escaped surrogates, constants, bad UTF-8, BOM, deep nesting."""
+    assert canonical_value(raw) is None
 
 
 def _reference_parse(text: str, allow_floats: bool) -> Any:
