@@ -52,7 +52,9 @@ class RecordOut(BaseModel):
     seq: int
     leaf_hash: str
     canonical: str = Field(description="the exact stored canonical record bytes, base64")
-    record: dict[str, Any] = Field(description="the same record decoded, for convenience")
+    record: dict[str, Any] | None = Field(
+        default=None, description="the same record decoded, for convenience (left out of a records page asked for "
+                                  "with decoded=false)")
 
 
 class RecordPage(BaseModel):

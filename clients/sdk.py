@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from clients.errors import ServerError, ServerUnreachable, from_problem
 from clients.witness import CheckpointStore, Witness
@@ -205,8 +206,8 @@ class PartsLedger:
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)
         try:
-            return response.json()
-        except ValueError:
+            return orjson.loads(response.content)  # a records page parses about twice as fast as with json
+        except orjson.JSONDecodeError:
             raise ServerError(f"GET {path}: the answer is not JSON") from None
 
     def post_json(self, path: str, body: Any) -> Any:
@@ -286,7 +287,9 @@ class PartsLedger:
         if start >= within.size:
             return []
         limit = min(limit, within.size - start, MAX_PAGE)
-        data = self.get_json("/v1/log/records", {"start": start, "limit": limit})
+        # Only the exact bytes: the decoded copy would be parsed and compared for nothing, since the
+        # record checked and returned is the one the bytes say (a server that sends it anyway is checked).
+        data = self.get_json("/v1/log/records", {"start": start, "limit": limit, "decoded": "false"})
         items = data.get("records") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise ServerError("GET /v1/log/records: expected {records: [...]}")

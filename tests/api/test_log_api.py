@@ -249,6 +249,27 @@ def test_records_served_as_spliced_json_match_the_schema_and_the_stored_bytes(
     assert body["records"][-1]["record"]["entry"]["body"]["name"] == _AWKWARD_NAME
 
 
+def test_records_page_without_the_decoded_copy_serves_the_same_bytes(client: TestClient, world: World,
+                                                                     shop: Actor) -> None:
+    """``decoded=false`` leaves out ``record`` and nothing else: the same seqs, leaf hashes and bytes."""
+    for _ in range(3):
+        client.post("/v1/entries", json=key_add(world, shop).to_json())
+    size = world.ledger.size()
+    full = client.get("/v1/log/records", params={"start": 1, "limit": size}).json()
+    compact = client.get("/v1/log/records", params={"start": 1, "limit": size, "decoded": "false"})
+    assert compact.status_code == 200 and compact.headers["content-type"] == "application/json"
+    body = compact.json()
+    assert all(record.record is None for record in RecordPage.model_validate(body).records)
+    assert body["next_start"] == full["next_start"] is None and len(body["records"]) == size - 1
+    for item, whole in zip(body["records"], full["records"], strict=True):
+        assert set(item) == {"seq", "leaf_hash", "canonical"}
+        assert item == {k: whole[k] for k in ("seq", "leaf_hash", "canonical")}
+        assert json.loads(base64.b64decode(item["canonical"], validate=True)) == whole["record"]
+    assert len(compact.content) < len(client.get("/v1/log/records", params={"start": 1, "limit": size}).content)
+    bad = client.get("/v1/log/records", params={"decoded": "maybe"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
 def test_proofs_verify_against_served_checkpoints(client: TestClient, world: World, shop: Actor) -> None:
     verifier = verifier_of(client)
     origin = world.ledger.origin

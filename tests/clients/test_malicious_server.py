@@ -236,6 +236,28 @@ def test_a_record_whose_bytes_do_not_match_its_leaf_hash(server: Server, client:
     assert caught.value.seq == 1
 
 
+def test_a_decoded_copy_sent_unasked_must_match_the_bytes(server: Server, client: PartsLedger) -> None:
+    """The client asks for the bytes alone; a server that adds ``record`` anyway is held to it."""
+    honest = server.client.get("/v1/log/records", params={"start": 0, "limit": 3}).json()
+
+    def with_copies(edit: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def change(page: dict[str, Any]) -> dict[str, Any]:
+            assert all("record" not in item for item in page["records"])  # not asked for
+            for item, full in zip(page["records"], honest["records"], strict=True):
+                item["record"] = json.loads(json.dumps(full["record"]))
+            if edit:
+                page["records"][2]["record"]["logged"] = "2001-01-01T00:00:00Z"
+            return page
+        return change
+
+    server.rewrite = _json_rewrite("/v1/log/records", with_copies(edit=False))
+    assert [r.seq for r in client.records(0, 3)] == [0, 1, 2]
+    server.rewrite = _json_rewrite("/v1/log/records", with_copies(edit=True))
+    with pytest.raises(IntegrityError, match="record 2: decoded copy differs") as caught:
+        client.records(0, 3)
+    assert caught.value.seq == 2
+
+
 def test_a_served_record_that_is_not_in_the_tree(server: Server, client: PartsLedger) -> None:
     def other(r: dict[str, Any]) -> dict[str, Any]:
         return server.client.get("/v1/log/records/2").json() | {"seq": r["seq"]}
