@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import nacl.exceptions
 import nacl.signing
@@ -73,10 +73,31 @@ CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, org_id TEXT NOT NULL, pub
                                  added_seq INTEGER NOT NULL, revoked_seq INTEGER);
 CREATE TABLE IF NOT EXISTS parts (gtin TEXT NOT NULL, serial TEXT NOT NULL, lot TEXT, category TEXT,
                                   commissioned_by TEXT NOT NULL, commissioned_seq INTEGER NOT NULL,
-                                  seen INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (gtin, serial));
+                                  PRIMARY KEY (gtin, serial));
 CREATE TABLE IF NOT EXISTS installs (seq INTEGER PRIMARY KEY, gtin TEXT NOT NULL, serial TEXT NOT NULL,
                                      vehicle TEXT NOT NULL, workshop TEXT NOT NULL);
 """
+
+
+def _by_seq(parts: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """``(commissioned_seq, gtin, serial, ...)`` rows, in seq order, grouped by seq."""
+    group: list[tuple[Any, ...]] = []
+    for part in parts:
+        if group and part[0] != group[0][0]:
+            yield group[0][0], group
+            group = []
+        group.append(part)
+    if group:
+        yield group[0][0], group
+
+
+def _served_part(item: dict[str, Any]) -> tuple[Any, ...]:
+    """A listed part as ``(commissioned_seq, gtin, serial, lot, category, commissioned_by)``."""
+    seq = item.get("commissioned_seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise IntegrityError(f"the server lists part {item.get('gtin')}/{item.get('serial')} without an integer "
+                             "commissioned_seq")
+    return seq, item.get("gtin"), item.get("serial"), item.get("lot"), item.get("category"), item.get("commissioned_by")
 
 
 @dataclass(frozen=True)
@@ -465,30 +486,31 @@ class Auditor:
         return ["orgs", "keys", *self._compare_parts()]
 
     def _compare_parts(self) -> list[str]:
-        """Commissioning facts of every part (``GET /v1/parts``, paged) and installations per installed part."""
+        """Commissioning facts of every part (``GET /v1/parts``, paged) and installations per installed part.
+
+        The server lists parts in commissioning order, as the log commissioned them: both sides are read in
+        that order and compared a commissioning seq at a time (memory flat; parts of one seq, if ever more
+        than one, in any order), while the next page is fetched in the background.
+        """
         db = self.state.db
-        db.execute("UPDATE parts SET seen = 0")
+        log_parts = _by_seq(tuple(row) for row in db.execute(
+            "SELECT commissioned_seq, gtin, serial, lot, category, commissioned_by FROM parts "
+            "ORDER BY commissioned_seq"))
         try:
-            for item in self._paged("/v1/parts"):
-                key = (item.get("gtin"), item.get("serial"))
-                row = db.execute("SELECT lot, category, commissioned_by, commissioned_seq FROM parts "
-                                 "WHERE gtin = ? AND serial = ?", key).fetchone()
-                if row is None:
-                    raise IntegrityError(f"the server lists part {key[0]}/{key[1]}, which no record commissions")
-                lot, category, by, seq = row
-                served = (item.get("lot"), item.get("category") if category is not None else None,
-                          item.get("commissioned_by"), item.get("commissioned_seq"))
-                if served != (lot, category, by, seq):
-                    raise IntegrityError(f"part {key[0]}/{key[1]}: the log commissions it as {(lot, category, by, seq)}"
-                                         f", the server says {served}", seq=seq)
-                db.execute("UPDATE parts SET seen = 1 WHERE gtin = ? AND serial = ?", key)
+            served = _by_seq(_served_part(item) for item in self._paged("/v1/parts"))
+            mine, theirs = next(log_parts, None), next(served, None)
+            while mine is not None or theirs is not None:
+                if theirs is None or (mine is not None and mine[0] < theirs[0]):
+                    assert mine is not None
+                    _seq, gtin, serial, *_facts = mine[1][0]
+                    raise IntegrityError(f"the server does not list part {gtin}/{serial}, commissioned at seq "
+                                         f"{mine[0]}", seq=mine[0])
+                if mine is None or theirs[0] < mine[0]:
+                    self._explain_served(theirs[1][0])
+                self._compare_commissioned(mine[0], mine[1], theirs[1])
+                mine, theirs = next(log_parts, None), next(served, None)
         except NotFound:
             return []  # no part API on this server
-        missing = db.execute("SELECT gtin, serial, commissioned_seq FROM parts WHERE seen = 0 "
-                             "ORDER BY commissioned_seq LIMIT 1").fetchone()
-        if missing is not None:
-            raise IntegrityError(f"the server does not list part {missing[0]}/{missing[1]}, commissioned at seq "
-                                 f"{missing[2]}", seq=int(missing[2]))
         installed = db.execute("SELECT DISTINCT gtin, serial FROM installs ORDER BY gtin, serial").fetchall()
         for gtin, serial in installed:
             derived = [tuple(r) for r in db.execute(
@@ -503,13 +525,58 @@ class Auditor:
         return ["parts", "installations"]
 
     def _paged(self, path: str) -> Iterator[dict[str, Any]]:
-        offset: int | None = 0
-        while offset is not None:
-            data = self.client.get_json(path, {"offset": offset, "limit": self.page})
-            if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-                raise IntegrityError(f"GET {path}: expected {{items, next_offset}}")
-            yield from (item for item in data["items"] if isinstance(item, dict))
-            offset = data.get("next_offset")
+        """Every item of a paged list, the next page fetched in the background while this one is used."""
+        if self._fetcher is None:
+            self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fetch")
+        pending: Future[Any] | None = self._fetcher.submit(self.client.get_json, path,
+                                                          {"offset": 0, "limit": self.page})
+        try:
+            while pending is not None:
+                data = pending.result()
+                pending = None
+                if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+                    raise IntegrityError(f"GET {path}: expected {{items, next_offset}}")
+                offset = data.get("next_offset")
+                if offset is not None:
+                    pending = self._fetcher.submit(self.client.get_json, path, {"offset": offset, "limit": self.page})
+                yield from (item for item in data["items"] if isinstance(item, dict))
+        finally:  # a comparison that stops early lets the page in flight finish before the client is used again
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(Exception):
+                    pending.result()
+
+    def _compare_commissioned(self, seq: int, mine: list[tuple[Any, ...]], theirs: list[tuple[Any, ...]]) -> None:
+        """The parts the log commissioned at ``seq`` against those the server lists as commissioned there."""
+        derived = {(gtin, serial): facts for _seq, gtin, serial, *facts in mine}
+        listed: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+        for part in theirs:
+            key = (part[1], part[2])
+            if key in listed:
+                raise IntegrityError(f"the server lists part {key[0]}/{key[1]} twice", seq=seq)
+            listed[key] = part
+        for key, part in sorted(listed.items(), key=lambda kv: str(kv[0])):
+            if key not in derived:
+                self._explain_served(part)
+            _seq, _gtin, _serial, lot, category, by = part
+            lot_, category_, by_ = derived[key]
+            served_facts = (lot, category if category_ is not None else None, by, seq)
+            if served_facts != (lot_, category_, by_, seq):
+                raise IntegrityError(f"part {key[0]}/{key[1]}: the log commissions it as {(lot_, category_, by_, seq)}"
+                                     f", the server says {served_facts}", seq=seq)
+        for gtin, serial in sorted(derived.keys() - listed.keys()):
+            raise IntegrityError(f"the server does not list part {gtin}/{serial}, commissioned at seq {seq}", seq=seq)
+
+    def _explain_served(self, part: tuple[Any, ...]) -> NoReturn:
+        """Raise for a listed part the log did not commission where the server says: never, or elsewhere."""
+        seq, gtin, serial, lot, category, by = part
+        row = self.state.db.execute("SELECT lot, category, commissioned_by, commissioned_seq FROM parts "
+                                    "WHERE gtin = ? AND serial = ?", (gtin, serial)).fetchone()
+        if row is None:
+            raise IntegrityError(f"the server lists part {gtin}/{serial}, which no record commissions")
+        lot_, category_, by_, seq_ = row
+        raise IntegrityError(f"part {gtin}/{serial}: the log commissions it as {(lot_, category_, by_, seq_)}, the "
+                             f"server says {(lot, category if category_ is not None else None, by, seq)}", seq=seq_)
 
     def _served_orgs(self) -> Iterator[dict[str, Any]]:
         return self._paged("/v1/orgs")

@@ -18,6 +18,7 @@ from clients.sdk import PartsLedger
 from ledger.canonical import canonical_bytes
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import IntegrityError, ProofError
+from ledger.gs1 import make_gtin
 from ledger.keys import KeyPair, b64encode, read_key_file
 from ledger.note import Signer
 from tests.clients.conftest import Server
@@ -161,7 +162,6 @@ def test_a_part_row_that_cannot_be_written_is_named_before_a_later_lie(grown: Se
     """Part rows are written a page at a time; a row that fails still names its own record, ahead of a
     later record's bad signature in the same page (with and without signature helper processes)."""
     from clients.audit import _SCHEMA
-    from ledger.gs1 import make_gtin
 
     client = PartsLedger("http://testserver", transport=grown.transport)
     oem = KeyPair.generate()
@@ -201,3 +201,129 @@ def test_a_part_row_that_cannot_be_written_is_named_before_a_later_lie(grown: Se
     report = audit(_client(grown, tmp_path), state, page=64, signature_workers=workers)
     assert report.size == 53 and report.compared == ["orgs", "keys", "parts", "installations"]
 
+
+# --------------------------------------------------------------------------- the parts the server lists
+
+GTIN = make_gtin("950600", 7)
+
+
+@pytest.fixture
+def with_parts(grown: Server) -> tuple[Server, dict[int, str]]:
+    """``grown`` plus an OEM and eleven commissioned parts: {commissioning seq: serial}."""
+    client = PartsLedger("http://testserver", transport=grown.transport)
+    oem = KeyPair.generate()
+    client.submit(grown.operator, org=OPERATOR, type="org.register",
+                  body={"org_id": "acme-oem", "kind": "oem", "name": "Acme", "gs1_prefixes": ["950600"],
+                        "public_keys": [b64encode(oem.public_key)]})
+    serials = {client.submit(oem, org="acme-oem", type="part.commission",
+                             body={"gtin": GTIN, "serial": f"P{i}", "category": "brakes",
+                                   "lot": "L1"}).seq: f"P{i}" for i in range(11)}
+    return grown, serials
+
+
+def _parts_rewrite(change: Any) -> Any:
+    def rewrite(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path != "/v1/parts":
+            return response
+        page = response.json()
+        change(page["items"])
+        return httpx.Response(200, json=page, request=request)
+
+    return rewrite
+
+
+def test_the_listed_parts_are_compared_page_by_page(with_parts: tuple[Server, dict[int, str]],
+                                                    tmp_path: Path) -> None:
+    server, serials = with_parts
+    asked: list[str] = []
+
+    def count(items: list[dict[str, Any]]) -> None:
+        asked.append(",".join(item["serial"] for item in items))
+
+    server.rewrite = _parts_rewrite(count)
+    report = audit(_client(server, tmp_path), tmp_path / "audit.sqlite3", page=4)
+    assert report.compared == ["orgs", "keys", "parts", "installations"]
+    in_order = [serials[seq] for seq in sorted(serials)]
+    assert in_order == [f"P{i}" for i in range(11)]
+    assert asked == [",".join(in_order[i:i + 4]) for i in (0, 4, 8)]  # every page, in commissioning order
+
+
+def _without(serial: str) -> Any:
+    def drop(items: list[dict[str, Any]]) -> None:
+        items[:] = [item for item in items if item["serial"] != serial]
+
+    return drop
+
+
+def _lie_about_parts(server: Server, tmp_path: Path, change: Any) -> IntegrityError:
+    server.rewrite = _parts_rewrite(change)
+    with pytest.raises(IntegrityError) as caught:
+        audit(_client(server, tmp_path), tmp_path / "audit.sqlite3", page=4)
+    return caught.value
+
+
+def test_a_part_left_out_of_the_list_is_named(with_parts: tuple[Server, dict[int, str]], tmp_path: Path) -> None:
+    server, serials = with_parts
+    seq = sorted(serials)[5]
+    error = _lie_about_parts(server, tmp_path, _without(serials[seq]))
+    assert error.seq == seq and f"does not list part {GTIN}/{serials[seq]}" in error.message
+
+
+def test_the_last_part_left_out_is_named(with_parts: tuple[Server, dict[int, str]], tmp_path: Path) -> None:
+    server, serials = with_parts
+    last = max(serials)
+    error = _lie_about_parts(server, tmp_path, _without(serials[last]))
+    assert error.seq == last and "does not list part" in error.message
+
+
+def test_a_part_no_record_commissions_is_named(with_parts: tuple[Server, dict[int, str]], tmp_path: Path) -> None:
+    server, _ = with_parts
+
+    def add(items: list[dict[str, Any]]) -> None:
+        if items and items[0]["serial"] == "P4":
+            items.insert(1, {**items[0], "serial": "FORGED1", "commissioned_seq": items[0]["commissioned_seq"]})
+
+    error = _lie_about_parts(server, tmp_path, add)
+    assert f"lists part {GTIN}/FORGED1, which no record commissions" in error.message
+
+
+@pytest.mark.parametrize(("field", "value"), [("lot", "L2"), ("commissioned_by", "other-oem"), ("category", "engine"),
+                                              ("commissioned_seq", 3)])
+def test_a_part_listed_with_other_commissioning_facts_is_named(with_parts: tuple[Server, dict[int, str]],
+                                                                tmp_path: Path, field: str, value: Any) -> None:
+    server, serials = with_parts
+    seq = sorted(serials)[6]
+
+    def edit(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item["serial"] == serials[seq]:
+                item[field] = value
+
+    error = _lie_about_parts(server, tmp_path, edit)
+    assert error.seq == seq and f"part {GTIN}/{serials[seq]}: the log commissions it as" in error.message
+
+
+def test_a_part_listed_twice_is_named(with_parts: tuple[Server, dict[int, str]], tmp_path: Path) -> None:
+    server, serials = with_parts
+    seq = sorted(serials)[2]
+
+    def twice(items: list[dict[str, Any]]) -> None:
+        for index, item in enumerate(list(items)):
+            if item["serial"] == serials[seq]:
+                items.insert(index, dict(item))
+                return
+
+    error = _lie_about_parts(server, tmp_path, twice)
+    assert error.seq == seq and "twice" in error.message
+
+
+def test_a_part_list_without_an_integer_seq_is_refused(with_parts: tuple[Server, dict[int, str]],
+                                                       tmp_path: Path) -> None:
+    server, _ = with_parts
+
+    def garble(items: list[dict[str, Any]]) -> None:
+        if items:
+            items[-1]["commissioned_seq"] = "7"
+
+    error = _lie_about_parts(server, tmp_path, garble)
+    assert "without an integer commissioned_seq" in error.message
