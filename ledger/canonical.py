@@ -13,12 +13,13 @@ escape exactly ``"``, ``\\`` and U+0000–U+001F (``\\b \\t \\n \\f \\r`` short,
 the rest as lowercase ``\\u00xx``) and write everything else as UTF-8, and
 integers are plain decimals. They differ only in key order, which RFC 8785
 takes over UTF-16 code units and ``sort_keys`` over code points — the same
-order for ASCII keys. So :func:`canonical_bytes` first walks the value once
-(:func:`_plain`): exact ``dict``/``list``/``str``/``int``/``bool``/``None``,
-ASCII keys, safe integers, bounded depth. Such values go through the C
-encoder; anything else — a float, a non-ASCII key, a subclass, a lone
-surrogate — takes the reference path (``rfc8785``), which also produces the
-error messages. ``tests/ledger/test_canonical.py`` checks both paths agree
+order for ASCII keys. ``orjson.dumps`` with ``OPT_SORT_KEYS`` writes those
+same bytes, several times faster (tested for every code point). So
+:func:`canonical_bytes` first walks the value once (:func:`_plain`): exact
+``dict``/``list``/``str``/``int``/``bool``/``None``, ASCII keys, safe
+integers, bounded depth. Such values go through ``orjson``; anything else —
+a float, a non-ASCII key, a subclass, a lone surrogate — takes the reference
+path (``rfc8785``), which also produces the error messages. ``tests/ledger/test_canonical.py`` checks both paths agree
 on random JSON and on the RFC 8785 vectors.
 """
 
@@ -40,9 +41,6 @@ JSONValue = Any
 
 MAX_DEPTH = 64
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                            check_circular=False)
-_encode = _ENCODER.encode
 
 
 def float_free_json(value: Any) -> bytes:
@@ -144,8 +142,8 @@ def _fast_bytes(value: JSONValue) -> bytes | None:
     if not _plain(value, 0):
         return None
     try:
-        return _encode(value).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: the reference path names it
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate: the reference path names it
         return None
 
 

@@ -167,6 +167,18 @@ def test_the_fast_path_is_taken_for_ascii_keys_and_equals_rfc8785(value: Any) ->
     assert fast == rfc8785.dumps(value)
 
 
+def test_the_fast_path_writes_every_code_point_as_rfc8785_does() -> None:
+    """Every Unicode scalar value, in strings and as (non-ASCII keys take the reference path) ASCII-keyed
+    members: 0x110000 code points in blocks of 2,048, so that rfc8785 runs a few hundred times, not a million."""
+    block = 2048
+    for start in range(0, 0x110000, block):
+        text = "".join(chr(cp) for cp in range(start, start + block) if not 0xD800 <= cp <= 0xDFFF)
+        value = {"s": text, "chars": list(text[:64]), "": [text[-1:], {"k": text[:1]}]}
+        fast = _fast_bytes(value)
+        assert fast is not None and fast == rfc8785.dumps(value), hex(start)
+    assert _fast_bytes(["\ud800"]) is None  # a lone surrogate: the reference path names it
+
+
 @SETTINGS
 @given(ANY_JSON)
 def test_parse_canonical_accepts_exactly_the_canonical_bytes(value: Any) -> None:
