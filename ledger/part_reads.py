@@ -22,6 +22,11 @@ from ledger.storage.domain_repo import DomainRepo
 from ledger.storage.domain_tables import LedgerFlag
 from ledger.storage.parts_tables import Part
 
+#: What a part's JSON says (:func:`part_json`), by column name.
+PART_FIELDS = ("gtin", "serial", "lot", "category", "brand", "brand_owner", "commissioned_by", "commissioned_seq",
+               "state", "custodian", "vehicle", "installed_by", "warranty_months", "first_installed_at", "suspect",
+               "predecessor", "successor", "soh_pct", "last_seq")
+
 
 def part_json(part: Part) -> dict[str, Any]:
     return {"gtin": part.gtin, "serial": part.serial, "lot": part.lot, "category": part.category, "brand": part.brand,
@@ -41,8 +46,9 @@ def flag_json(flag: LedgerFlag) -> dict[str, Any]:
 def list_parts(ledger: Ledger, *, gtin: str | None, lot: str | None, state: str | None, org: str | None,
                offset: int, limit: int) -> list[dict[str, Any]]:
     with ledger.db.read() as session:
-        rows = DomainRepo(session).list_parts(gtin=gtin, lot=lot, state=state, org=org, offset=offset, limit=limit)
-        return [part_json(p) for p in rows]
+        rows = DomainRepo(session).list_part_rows(PART_FIELDS, gtin=gtin, lot=lot, state=state, org=org,
+                                                  offset=offset, limit=limit)
+    return [dict(zip(PART_FIELDS, row, strict=True)) for row in rows]
 
 
 def part_detail(ledger: Ledger, gtin: str, serial: str) -> dict[str, Any]:

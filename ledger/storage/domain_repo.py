@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Result, func, or_, select
+from sqlalchemy import Result, Select, func, or_, select
 from sqlmodel import Session, SQLModel, col
 
 from ledger.storage.domain_tables import LedgerFlag
@@ -26,6 +26,22 @@ from ledger.storage.staging import Staging
 from ledger.storage.warranty_tables import Claim
 
 T = TypeVar("T", bound=SQLModel)
+
+
+def parts_listing(stmt: Select[Any], *, gtin: str | None, lot: str | None, state: str | None, org: str | None,
+                  offset: int, limit: int) -> Select[Any]:
+    """``stmt`` (a select from ``parts``) filtered as ``GET /v1/parts`` asks, in commissioning order, one page."""
+    if gtin is not None:
+        stmt = stmt.where(col(Part.gtin) == gtin)
+    if lot is not None:
+        stmt = stmt.where(col(Part.lot) == lot)
+    if state is not None:
+        stmt = stmt.where(col(Part.state) == state)
+    if org is not None:
+        stmt = stmt.where(or_(col(Part.custodian) == org, col(Part.brand_owner) == org,
+                              col(Part.commissioned_by) == org, col(Part.installed_by) == org))
+    stmt = stmt.order_by(col(Part.commissioned_seq), col(Part.gtin), col(Part.serial))
+    return stmt.offset(offset).limit(limit)
 
 
 class DomainRepo:
@@ -58,18 +74,19 @@ class DomainRepo:
 
     def list_parts(self, *, gtin: str | None = None, lot: str | None = None, state: str | None = None,
                    org: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Part]:
-        stmt = select(Part)
-        if gtin is not None:
-            stmt = stmt.where(col(Part.gtin) == gtin)
-        if lot is not None:
-            stmt = stmt.where(col(Part.lot) == lot)
-        if state is not None:
-            stmt = stmt.where(col(Part.state) == state)
-        if org is not None:
-            stmt = stmt.where(or_(col(Part.custodian) == org, col(Part.brand_owner) == org,
-                                  col(Part.commissioned_by) == org, col(Part.installed_by) == org))
-        stmt = stmt.order_by(col(Part.commissioned_seq), col(Part.gtin), col(Part.serial))
-        return self._execute(stmt.offset(offset).limit(limit)).scalars().all()
+        return self._execute(parts_listing(select(Part), gtin=gtin, lot=lot, state=state, org=org, offset=offset,
+                                           limit=limit)).scalars().all()
+
+    def list_part_rows(self, columns: Sequence[str], *, gtin: str | None = None, lot: str | None = None,
+                       state: str | None = None, org: str | None = None, offset: int = 0,
+                       limit: int = 100) -> list[tuple[Any, ...]]:
+        """:meth:`list_parts` as tuples of ``columns`` (no model objects: a page of a thousand parts in a few
+        milliseconds)."""
+        table = Part.__table__  # type: ignore[attr-defined]
+        stmt = parts_listing(select(*(table.c[name] for name in columns)), gtin=gtin, lot=lot, state=state,
+                             org=org, offset=offset, limit=limit)
+        return [tuple(row) for row in self._execute(stmt)]
+
 
     def parts_of_gtin(self, gtin: str) -> Sequence[Part]:
         return self._execute(select(Part).where(col(Part.gtin) == gtin)

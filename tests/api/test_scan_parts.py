@@ -263,6 +263,19 @@ def test_read_api_parts_grants_recalls_alerts(client: TestClient, shop: Shop) ->
     assert_problem(client.get("/v1/parts", params={"limit": 100000}), 400, "page_too_large")
 
 
+def test_the_parts_list_says_what_each_part_says(client: TestClient, shop: Shop) -> None:
+    """A listed part is the part's own JSON (``GET /v1/parts/{gtin}/{serial}``), field for field and type for
+    type (``suspect`` a boolean, numbers numbers), whatever the state; the list is in commissioning order."""
+    listed = client.get("/v1/parts", params={"limit": 1000}).json()["items"]
+    assert len(listed) >= 4 and {p["state"] for p in listed} >= {"installed", "scrapped"}
+    assert any(p["suspect"] for p in listed)
+    for item in listed:
+        assert item == client.get(f"/v1/parts/{item['gtin']}/{item['serial']}").json()["part"]
+        assert type(item["suspect"]) is bool and type(item["commissioned_seq"]) is int
+    order = [(p["commissioned_seq"], p["gtin"], p["serial"]) for p in listed]
+    assert order == sorted(order)
+
+
 def test_trust_bundle_from_live_state_judges_offline(client: TestClient, shop: Shop) -> None:
     vkey = client.get("/v1/log/key").json()["verifier_key"]
     envelope = client.get("/v1/trust-bundle").json()

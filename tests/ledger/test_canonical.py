@@ -173,7 +173,7 @@ def test_the_fast_path_writes_every_code_point_as_rfc8785_does() -> None:
     block = 2048
     for start in range(0, 0x110000, block):
         text = "".join(chr(cp) for cp in range(start, start + block) if not 0xD800 <= cp <= 0xDFFF)
-        value = {"s": text, "chars": list(text[:64]), "": [text[-1:], {"k": text[:1]}]}
+        value: dict[str, Any] = {"s": text, "chars": list(text[:64]), "": [text[-1:], {"k": text[:1]}]}
         fast = _fast_bytes(value)
         assert fast is not None and fast == rfc8785.dumps(value), hex(start)
     assert _fast_bytes(["\ud800"]) is None  # a lone surrogate: the reference path names it
