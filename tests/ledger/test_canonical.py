@@ -3,6 +3,7 @@ path (the standard library's C encoder) writes exactly what the reference ``rfc8
 
 from __future__ import annotations
 
+import contextlib
 import json
 from http import HTTPStatus
 from typing import Any
@@ -317,11 +318,20 @@ def test_canonical_value_never_vouches_for_other_spellings(value: Any) -> None:
                                  b'{"a":"\\u0041"}', b'{"a":"\\/"}', b'{"a":"\\u001F"}', b'["\\u00e9"]',
                                  b'{"a":true }', b'\xef\xbb\xbf{}', b'{"b":1,"a":2}', b'[9007199254740992]',
                                  b'[-9007199254740992]', b'[18446744073709551616]', b'["\\ud800"]', b'[NaN]',
-                                 b'["\xff"]', b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b"", b"{"])
+                                 b'["\xff"]', b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b"", b"{",
+                                 b"1.5", b"-2.5", b"1e5", b"0.5", b'[1,2.5]', b'{"a":[0.5]}', b'{"a":-1E3}',
+                                 b"9007199254740992", b'{"\xc3\xa9":1.5}', b'["\xc3\xa9",1.5]'])
 def test_canonical_value_defers_whatever_the_strict_parser_would_refuse(raw: bytes) -> None:
     """Bytes that are not canonical, or that :func:`parse_json` refuses, are never vouched for (``None``):
     duplicates, floats, unsafe integers, escaped surrogates, constants, bad UTF-8, BOM, deep nesting."""
     assert canonical_value(raw) is None
+
+
+@pytest.mark.parametrize("value", [{"a": "x:1.5"}, ["[2e3"], {"k": ",0.5"}, "1.5", 7, -9007199254740991, [],
+                                   {"deep": [[[[1]]]]}, {"n": "M\u00fcnchen", "m": 1}, ["\u00e9", {"b": 2, "a": 1}]])
+def test_canonical_value_takes_canonical_bytes_with_or_without_the_walk(value: Any) -> None:
+    raw = rfc8785.dumps(value)
+    assert canonical_value(raw) == value
 
 
 def _reference_parse(text: str, allow_floats: bool) -> Any:
@@ -382,3 +392,30 @@ def test_float_free_json_writes_exactly_what_response_json_writes(value: Any) ->
     from ledger.canonical import float_free_json, response_json
 
     assert float_free_json(value) == response_json(value)
+
+
+
+def _strict(raw: bytes) -> Any:
+    """What the strict path makes of ``raw``: the value if the bytes are canonical by the ledger's rules, else a
+    marker."""
+    try:
+        value = parse_json(raw)
+        return value if canonical_bytes(value) == raw else _REFUSED
+    except InvalidInput:
+        return _REFUSED
+
+
+_REFUSED = object()
+
+
+@SETTINGS
+@given(NUMERIC_JSON)
+def test_canonical_value_never_vouches_for_what_the_strict_path_refuses(value: Any) -> None:
+    """Floats (in any spelling) and integers past ±(2^53−1) among random JSON: whatever the quick parse
+    returns, the strict parse and the canonical check return too; where they refuse, it returns ``None``."""
+    spellings = {json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()}
+    with contextlib.suppress(rfc8785.IntegerDomainError):
+        spellings.add(rfc8785.dumps(value))
+    for raw in spellings:
+        quick, strict = canonical_value(raw), _strict(raw)
+        assert quick is None or (strict is not _REFUSED and quick == strict), raw
