@@ -50,9 +50,9 @@ from ledger.entries import ZERO_HASH, Entry, Record, SignedEntry, build_record, 
 from ledger.errors import IntegrityError, InvalidInput, LedgerError, NotFound, PolicyRejected, SignatureError
 from ledger.gc_pause import gc_paused
 from ledger.group_commit import GroupCommitter, Rejected
-from ledger.keys import KeyPair, b64encode, bad_signature, check_signature_size, signed_message
+from ledger.keys import SIGNATURE_SIZE, KeyPair, b64encode, bad_signature, check_signature_size, signed_message
 from ledger.note import Signer
-from ledger.sigpool import PARALLEL_MIN_BATCH, SignaturePool, shared_pool
+from ledger.sigpool import PARALLEL_MIN_BATCH, SignaturePool, shared_pool, verify_items
 from ledger.storage.bulk import insert_rows, insert_tuples
 from ledger.storage.db import Database
 from ledger.storage.domain_tables import LedgerFlag, Org, OrgKey
@@ -254,22 +254,60 @@ class _NodeCache:
 
 class _Verify:
     """Checks the signature of the batch entry at ``index``: at once, or by queueing it in ``pool`` (a helper
-    process verifies while this thread goes on; the batch drains the pool before it commits)."""
+    process verifies while this thread goes on; the batch drains the pool before it commits).
 
-    __slots__ = ("index", "pool")
+    Entries signed by a key already stored are queued up front (:meth:`early`), before the batch's look-ups
+    and admission, so the helper starts at once; the others when their turn comes. Signatures may therefore
+    be answered out of entry order: :meth:`first_bad` finds the first entry whose signature fails.
+    """
+
+    __slots__ = ("_first_bad", "index", "pool", "queued", "reached")
 
     def __init__(self, pool: SignaturePool | None, index: int) -> None:
         self.pool = pool
         self.index = index
+        self.reached = False  # whether the entry at ``index`` got as far as its signature check
+        self.queued: dict[int, tuple[bytes, bytes, bytes]] = {}  # index -> (public key, message, signature)
+        self._first_bad: int | None = None
+
+    def early(self, index: int, item: SignedEntry, public_key: bytes) -> None:
+        """Queue the signature of the entry at ``index`` ahead of its admission (``public_key``: its key's)."""
+        if self.pool is not None and len(item.signature) == SIGNATURE_SIZE:  # a bad size is named at admission
+            self._queue(index, item, public_key)
 
     def __call__(self, item: SignedEntry, public_key: bytes) -> None:
+        self.reached = True
         if self.pool is None:
             item.verify(public_key)
             return
-        check_signature_size(item.signature)
-        failed = self.pool.add(self.index, public_key, signed_message("entry", item.entry.canonical), item.signature)
+        known = self.queued.get(self.index)
+        if known is not None and known[0] == public_key:
+            failed = self.pool.failed
+        else:
+            check_signature_size(item.signature)
+            failed = self._queue(self.index, item, public_key)
         if failed is not None:
-            raise BatchRejected(failed, bad_signature())
+            first = self.first_bad(failed)
+            if first <= self.index:  # a later entry's failure waits for that entry's turn (or the end)
+                raise BatchRejected(first, bad_signature())
+
+    def _queue(self, index: int, item: SignedEntry, public_key: bytes) -> int | None:
+        assert self.pool is not None
+        message = signed_message("entry", item.entry.canonical)
+        self.queued[index] = (public_key, message, item.signature)
+        return self.pool.add(index, public_key, message, item.signature)
+
+    def first_bad(self, failed: int) -> int:
+        """The first entry (by index) whose signature fails, given the pool's first failure in the order
+        queued (``failed``): an entry queued later may come before it. Checked here, on this error path."""
+        if self._first_bad is None or failed < self._first_bad:
+            self._first_bad = failed
+            for index in sorted(i for i in self.queued if i < failed):
+                public, message, signature = self.queued[index]
+                if verify_items([(public, message, signature)]) >= 0:
+                    self._first_bad = index
+                    break
+        return self._first_bad
 
 
 def rejected_entry(exc: BaseException) -> Rejected | None:
@@ -333,27 +371,38 @@ class Ledger:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(_SEQ_OF_ENTRIES, {"ids": ids[start:start + 500]}).all()
                 known.update({str(r[0]): int(r[1]) for r in rows})
+            verify = _Verify(pool, 0)  # told each entry's index in turn
+            fresh = [item.entry for item in items if item.entry_id not in known]
+            if pool is not None and size > 0:
+                # The helper starts on the signatures by keys already stored while this thread looks up the rest.
+                state.staging.prefetch(OrgKey, [entry.kid for entry in fresh])
+                for index, item in enumerate(items):
+                    key = None if item.entry_id in known else state.get_key(item.entry.kid)
+                    if key is not None and key.revoked_seq is None:
+                        verify.early(index, item, bytes(key.public_key))
             if len(items) > 1:
-                self._prefetch(state, [item.entry for item in items if item.entry_id not in known])
+                self._prefetch(state, fresh)
             placed: list[tuple[int, bool, list[FlagNote]]] = []
             record_rows: list[tuple[Any, ...]] = []  # in _RECORD_COLUMNS order
             node_rows: list[tuple[int, int, bytes]] = []
             written: list[tuple[merkle.NodeKey, bytes]] = []
             new_leaves: dict[int, tuple[str, bytes]] = {}
-            verify = _Verify(pool, 0)  # told each entry's index in turn
             for index, item in enumerate(items):
                 if item.entry_id in known:
                     placed.append((known[item.entry_id], True, []))
                     continue
                 logged = self.clock()
                 try:
-                    verify.index = index
+                    verify.index, verify.reached = index, False
                     ctx = self._admit(state, item, size, logged, verify)
                 except BatchRejected:
                     raise
                 except LedgerError as exc:
-                    bad = None if pool is None else pool.drain()
-                    if bad is not None and bad <= index:  # checked in order, its signature would have failed first
+                    failed = None if pool is None else pool.drain()
+                    bad = None if failed is None else verify.first_bad(failed)
+                    # Checked in order, an earlier entry's signature (or this one's, if its check came before
+                    # this error) would have failed first.
+                    if bad is not None and (bad < index or (bad == index and verify.reached)):
                         raise BatchRejected(bad, bad_signature()) from None
                     raise BatchRejected(index, exc) from None
                 record = build_record(size, prev, logged, item)
@@ -398,7 +447,7 @@ class Ledger:
             finally:  # a bad signature is the error to report, whatever else went wrong after it
                 bad = None if pool is None else pool.drain()
                 if bad is not None:
-                    raise BatchRejected(bad, bad_signature())
+                    raise BatchRejected(verify.first_bad(bad), bad_signature())
         self._nodes.put(written)  # committed now
         return receipts
 

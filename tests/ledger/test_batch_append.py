@@ -318,3 +318,67 @@ def test_label_signatures_see_keys_added_and_revoked_earlier_in_the_same_batch(
         ledger.append_batch([commission("LBL-0002"), revoke, commission("LBL-0003")])
     assert (info.value.index, info.value.code) == (2, "bad_part_sig")
     assert ledger.size() == before + 2
+
+
+@pytest.mark.parametrize("case", ["late-first", "early-first", "policy-before-check", "policy-after-check",
+                                  "policy-earlier", "all-good"])
+def test_signatures_queued_ahead_still_name_the_first_failure_in_entry_order(
+        script: Script, ledger: Ledger, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch queues the signatures by keys already stored before anything else, and the others (keys
+    added in the batch) in their turn, so the helper answers them out of entry order. The batch must still be
+    rejected at the entry that would fail first one by one, for the reason it would fail for."""
+    from ledger import sigpool
+
+    monkeypatch.setenv("PARTSLEDGER_VERIFY_HELPERS", "1")
+    ledger.append(script.entry("oslo-ev", "key.add",
+                               {"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)}))
+    new_key = KeyPair.generate()
+
+    def by_stored(org_id: str = "oslo-ev", signer: str = "oslo-ev") -> SignedEntry:  # queued ahead
+        return script.entry(signer, "key.add",
+                            {"org_id": org_id, "public_key": b64encode(KeyPair.generate().public_key)})
+
+    def by_new() -> SignedEntry:  # signed by the key the batch adds: queued in its turn
+        return make_signed_entry(new_key, origin=ORIGIN, type="key.add", org="oslo-ev", time=NOW,
+                                 body={"org_id": "oslo-ev", "public_key": b64encode(KeyPair.generate().public_key)})
+
+    def forged(signed: SignedEntry) -> SignedEntry:
+        return SignedEntry(entry=signed.entry, signature=bytes([signed.signature[0] ^ 1]) + signed.signature[1:])
+
+    batch = [script.entry("oslo-ev", "key.add", {"org_id": "oslo-ev", "public_key": b64encode(new_key.public_key)})]
+    batch += [by_new() if i % 2 else by_stored() for i in range(1, 60)]
+    assert len(batch) >= sigpool.PARALLEL_MIN_BATCH
+    expected: tuple[int, str] | None
+    if case == "late-first":  # a late-queued forgery before an early-queued one
+        batch[11], batch[40] = forged(batch[11]), forged(batch[40])
+        expected = (11, "bad_signature")
+    elif case == "early-first":
+        batch[10], batch[41] = forged(batch[10]), forged(batch[41])
+        expected = (10, "bad_signature")
+    elif case == "policy-before-check":  # a stored key named for the wrong org: refused before its signature
+        wrong = make_signed_entry(script.keys["oslo-ev"], origin=ORIGIN, type="key.add", org="dragon-motors",
+                                  time=NOW, body={"org_id": "dragon-motors",
+                                                  "public_key": b64encode(KeyPair.generate().public_key)})
+        batch[20], batch[30] = forged(wrong), forged(batch[30])
+        expected = (20, "unknown_key")
+    elif case == "policy-after-check":  # refused by the handler, after its (forged) signature: the forgery
+        batch[20] = forged(by_stored(org_id="indie-garage"))
+        expected = (20, "bad_signature")
+    elif case == "policy-earlier":  # a handler's refusal before a forgery queued ahead
+        batch[12], batch[50] = by_stored(org_id="indie-garage"), forged(batch[50])
+        expected = (12, "role_forbidden")
+    else:
+        expected = None
+    size = ledger.size()
+    if expected is None:
+        assert [r.seq for r in ledger.append_batch(batch)] == list(range(size, size + len(batch)))
+        return
+    with pytest.raises(BatchRejected) as info:
+        ledger.append_batch(batch)
+    assert (info.value.index, info.value.code) == expected
+    assert ledger.size() == size
+    for item in batch[:expected[0]]:  # one by one, everything before it is accepted ...
+        ledger.append(item)
+    with pytest.raises(LedgerError) as single:  # ... and the named entry fails for the same reason
+        ledger.append(batch[expected[0]])
+    assert single.value.code == expected[1]
