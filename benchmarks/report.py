@@ -39,6 +39,8 @@ def table(document: dict[str, Any]) -> str:
         lambda r: f"{r['batch_over_raw_verify']:.3f}")
     row("(c)/(a): the whole batch run ÷ the raw rate of (a)",
         lambda r: f"{r['batch_over_raw_verify_aggregate']:.3f}" if "batch_over_raw_verify_aggregate" in r else "")
+    row("(c) with no helper process (all on one core), ÷ raw verify, median of pairs",
+        lambda r: f"{r['batch_over_raw_verify_one_thread']:.3f}" if "batch_over_raw_verify_one_thread" in r else "")
     for index, run in enumerate(runs[dbs[0]].get("latency", {}).get("runs", [])):
         rate = run["offered_rate_per_s"]
 

@@ -1,9 +1,12 @@
 """Raw Ed25519 verification rate beside single and batch append rates.
 
 The raw rate is the ceiling for a single core: an append must at least verify
-one signature, so ``batch append/s ÷ raw verify/s`` says how much of a core's
-time the rest of the append (canonical bytes, policy, SQL, Merkle nodes,
-checkpoint, commit) costs. Everything is prepared outside the timed sections.
+one signature. With the batch's signature helper turned off, ``batch append/s ÷
+raw verify/s`` says how much of a core's time the rest of the append (canonical
+bytes, policy, SQL, Merkle nodes, checkpoint, commit) costs; with it on (as a
+server runs), a helper process verifies on a second core while the appending
+thread does the rest, and the ratio says what that machine delivers.
+Everything is prepared outside the timed sections.
 """
 
 from __future__ import annotations
