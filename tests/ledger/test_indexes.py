@@ -34,3 +34,33 @@ def test_the_parts_listing_reads_its_index_in_order(database: Database) -> None:
                                                                          parameters))
     assert "ix_parts_listing" in plan and "TEMP B-TREE" not in plan, plan
 
+
+
+def test_an_index_built_ahead_of_migration_0006_is_kept(db_url: str) -> None:
+    """docs/operations.md: on a large log an operator builds the listing index beforehand (on PostgreSQL
+    without holding off writes); migration 0006 then finds it and goes on."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from ledger.storage.migrate import alembic_config
+
+    db = Database(db_url)
+    try:
+        cfg = alembic_config()
+        with db.writer.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+        if db.is_sqlite:
+            with db.writer.begin() as conn:
+                conn.execute(text("CREATE INDEX ix_parts_listing ON parts (commissioned_seq, gtin, serial)"))
+        else:  # CONCURRENTLY cannot run inside a transaction block
+            with db.writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("CREATE INDEX CONCURRENTLY ix_parts_listing ON parts "
+                                  "(commissioned_seq, gtin, serial)"))
+        db.migrate()
+        with db.read() as session:
+            assert session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() >= "0006"
+        indexes = {ix["name"]: ix["column_names"] for ix in inspect(db.reader).get_indexes("parts")}
+        assert indexes["ix_parts_listing"] == ["commissioned_seq", "gtin", "serial"]
+    finally:
+        db.dispose()

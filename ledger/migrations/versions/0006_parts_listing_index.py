@@ -21,7 +21,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_parts_listing", "parts", ["commissioned_seq", "gtin", "serial"])
+    # An operator may have built it beforehand without holding off writes (CREATE INDEX CONCURRENTLY on
+    # PostgreSQL; docs/operations.md): then it is there already.
+    op.create_index("ix_parts_listing", "parts", ["commissioned_seq", "gtin", "serial"], if_not_exists=True)
 
 
 def downgrade() -> None:
