@@ -100,6 +100,21 @@ def _served_part(item: dict[str, Any]) -> tuple[Any, ...]:
     return seq, item.get("gtin"), item.get("serial"), item.get("lot"), item.get("category"), item.get("commissioned_by")
 
 
+def _unlisted(gtin: Any, serial: Any, seq: int) -> IntegrityError:
+    return IntegrityError(f"the server does not list part {gtin}/{serial}, commissioned at seq {seq}", seq=seq)
+
+
+def _commissioning_mismatch(logged: tuple[Any, ...], part: tuple[Any, ...]) -> IntegrityError | None:
+    """The error if the log's commissioning facts ``(lot, category, commissioned_by, seq)`` of a part differ
+    from those the server lists (:func:`_served_part`); a category the log leaves out is not compared."""
+    seq, gtin, serial, lot, category, by = part
+    served = (lot, category if logged[1] is not None else None, by, seq)
+    if served == logged:
+        return None
+    return IntegrityError(f"part {gtin}/{serial}: the log commissions it as {logged}, the server says {served}",
+                          seq=logged[3])
+
+
 @dataclass(frozen=True)
 class AuditReport:
     origin: str
@@ -503,8 +518,7 @@ class Auditor:
                 if theirs is None or (mine is not None and mine[0] < theirs[0]):
                     assert mine is not None
                     _seq, gtin, serial, *_facts = mine[1][0]
-                    raise IntegrityError(f"the server does not list part {gtin}/{serial}, commissioned at seq "
-                                         f"{mine[0]}", seq=mine[0])
+                    raise _unlisted(gtin, serial, mine[0])
                 if mine is None or theirs[0] < mine[0]:
                     self._explain_served(theirs[1][0])
                 self._compare_commissioned(mine[0], mine[1], theirs[1])
@@ -558,25 +572,23 @@ class Auditor:
         for key, part in sorted(listed.items(), key=lambda kv: str(kv[0])):
             if key not in derived:
                 self._explain_served(part)
-            _seq, _gtin, _serial, lot, category, by = part
-            lot_, category_, by_ = derived[key]
-            served_facts = (lot, category if category_ is not None else None, by, seq)
-            if served_facts != (lot_, category_, by_, seq):
-                raise IntegrityError(f"part {key[0]}/{key[1]}: the log commissions it as {(lot_, category_, by_, seq)}"
-                                     f", the server says {served_facts}", seq=seq)
-        for gtin, serial in sorted(derived.keys() - listed.keys()):
-            raise IntegrityError(f"the server does not list part {gtin}/{serial}, commissioned at seq {seq}", seq=seq)
+            mismatch = _commissioning_mismatch((*derived[key], seq), part)
+            if mismatch is not None:
+                raise mismatch
+        missing = sorted(derived.keys() - listed.keys())
+        if missing:
+            raise _unlisted(*missing[0], seq)
 
     def _explain_served(self, part: tuple[Any, ...]) -> NoReturn:
         """Raise for a listed part the log did not commission where the server says: never, or elsewhere."""
-        seq, gtin, serial, lot, category, by = part
+        _seq, gtin, serial, *_facts = part
         row = self.state.db.execute("SELECT lot, category, commissioned_by, commissioned_seq FROM parts "
                                     "WHERE gtin = ? AND serial = ?", (gtin, serial)).fetchone()
         if row is None:
             raise IntegrityError(f"the server lists part {gtin}/{serial}, which no record commissions")
-        lot_, category_, by_, seq_ = row
-        raise IntegrityError(f"part {gtin}/{serial}: the log commissions it as {(lot_, category_, by_, seq_)}, the "
-                             f"server says {(lot, category if category_ is not None else None, by, seq)}", seq=seq_)
+        mismatch = _commissioning_mismatch(tuple(row), part)
+        assert mismatch is not None  # listed at another seq than the log's
+        raise mismatch
 
     def _served_orgs(self) -> Iterator[dict[str, Any]]:
         return self._paged("/v1/orgs")

@@ -19,8 +19,9 @@ same bytes, several times faster (tested for every code point). So
 ``dict``/``list``/``str``/``int``/``bool``/``None``, ASCII keys, safe
 integers, bounded depth. Such values go through ``orjson``; anything else —
 a float, a non-ASCII key, a subclass, a lone surrogate — takes the reference
-path (``rfc8785``), which also produces the error messages. ``tests/ledger/test_canonical.py`` checks both paths agree
-on random JSON and on the RFC 8785 vectors.
+path (``rfc8785``), which also produces the error messages.
+``tests/ledger/test_canonical.py`` checks both paths agree on random JSON and
+on the RFC 8785 vectors.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ JSONValue = Any
 
 
 MAX_DEPTH = 64
-
 
 
 def float_free_json(value: Any) -> bytes:

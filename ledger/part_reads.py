@@ -29,13 +29,7 @@ PART_FIELDS = ("gtin", "serial", "lot", "category", "brand", "brand_owner", "com
 
 
 def part_json(part: Part) -> dict[str, Any]:
-    return {"gtin": part.gtin, "serial": part.serial, "lot": part.lot, "category": part.category, "brand": part.brand,
-            "brand_owner": part.brand_owner, "commissioned_by": part.commissioned_by,
-            "commissioned_seq": part.commissioned_seq, "state": part.state, "custodian": part.custodian,
-            "vehicle": part.vehicle, "installed_by": part.installed_by, "warranty_months": part.warranty_months,
-            "first_installed_at": part.first_installed_at, "suspect": part.suspect,
-            "predecessor": part.predecessor, "successor": part.successor, "soh_pct": part.soh_pct,
-            "last_seq": part.last_seq}
+    return {name: getattr(part, name) for name in PART_FIELDS}
 
 
 def flag_json(flag: LedgerFlag) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ledger.storage.warranty_tables import Claim
 T = TypeVar("T", bound=SQLModel)
 
 
-def parts_listing(stmt: Select[Any], *, gtin: str | None, lot: str | None, state: str | None, org: str | None,
+def _parts_listing(stmt: Select[Any], *, gtin: str | None, lot: str | None, state: str | None, org: str | None,
                   offset: int, limit: int) -> Select[Any]:
     """``stmt`` (a select from ``parts``) filtered as ``GET /v1/parts`` asks, in commissioning order, one page."""
     if gtin is not None:
@@ -74,7 +74,7 @@ class DomainRepo:
 
     def list_parts(self, *, gtin: str | None = None, lot: str | None = None, state: str | None = None,
                    org: str | None = None, offset: int = 0, limit: int = 100) -> Sequence[Part]:
-        return self._execute(parts_listing(select(Part), gtin=gtin, lot=lot, state=state, org=org, offset=offset,
+        return self._execute(_parts_listing(select(Part), gtin=gtin, lot=lot, state=state, org=org, offset=offset,
                                            limit=limit)).scalars().all()
 
     def list_part_rows(self, columns: Sequence[str], *, gtin: str | None = None, lot: str | None = None,
@@ -83,10 +83,9 @@ class DomainRepo:
         """:meth:`list_parts` as tuples of ``columns`` (no model objects: a page of a thousand parts in a few
         milliseconds)."""
         table = Part.__table__  # type: ignore[attr-defined]
-        stmt = parts_listing(select(*(table.c[name] for name in columns)), gtin=gtin, lot=lot, state=state,
+        stmt = _parts_listing(select(*(table.c[name] for name in columns)), gtin=gtin, lot=lot, state=state,
                              org=org, offset=offset, limit=limit)
         return [tuple(row) for row in self._execute(stmt)]
-
 
     def parts_of_gtin(self, gtin: str) -> Sequence[Part]:
         return self._execute(select(Part).where(col(Part.gtin) == gtin)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 
+from ledger.part_reads import PART_FIELDS
 from ledger.storage.db import Database
 from ledger.storage.domain_repo import DomainRepo
 
@@ -25,7 +26,7 @@ def test_the_parts_listing_reads_its_index_in_order(database: Database) -> None:
     event.listen(database.reader, "before_cursor_execute", capture)
     try:
         with database.read() as session:
-            assert list(DomainRepo(session).list_parts(offset=5, limit=10)) == []
+            assert DomainRepo(session).list_part_rows(PART_FIELDS, offset=5, limit=10) == []  # GET /v1/parts
     finally:
         event.remove(database.reader, "before_cursor_execute", capture)
     [(statement, parameters)] = [(s, p) for s, p in seen if "FROM parts" in s]
